@@ -35,10 +35,10 @@ int bus_create(bus **out, const char *backend, core_metrics *m)
     }
     static core_counter dummy[3];
     if (m) {
-        b->msgs_sent = core_metrics_counter(m, "tessera_bus_messages_total",
-                                            "Messages sent on the bus", NULL);
-        b->bytes_sent = core_metrics_counter(m, "tessera_bus_bytes_total",
-                                             "Bytes sent on the bus", NULL);
+        b->msgs_sent =
+            core_metrics_counter(m, "tessera_bus_messages_total", "Messages sent on the bus", NULL);
+        b->bytes_sent =
+            core_metrics_counter(m, "tessera_bus_bytes_total", "Bytes sent on the bus", NULL);
         b->send_full = core_metrics_counter(m, "tessera_bus_send_full_total",
                                             "Bus sends refused because an inbox was full", NULL);
     } else {

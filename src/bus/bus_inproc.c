@@ -18,8 +18,8 @@
 
 typedef struct inbox {
     pthread_mutex_t mu;
-    core_buf queued; /* guarded by mu */
-    size_t n_queued; /* guarded by mu */
+    core_buf queued;  /* guarded by mu */
+    size_t n_queued;  /* guarded by mu */
     core_buf reading; /* owned by the receiving thread */
     int efd;          /* -1 until bus_notify_fd */
 } inbox;

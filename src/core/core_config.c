@@ -23,10 +23,22 @@ typedef struct key_desc {
     const char *help;
 } key_desc;
 
-#define K_INT(n, h) {#n, T_INT, offsetof(core_config, n), 0, h}
-#define K_U64(n, h) {#n, T_U64, offsetof(core_config, n), 0, h}
-#define K_DBL(n, h) {#n, T_DOUBLE, offsetof(core_config, n), 0, h}
-#define K_STR(n, h) {#n, T_STR, offsetof(core_config, n), sizeof(((core_config *)0)->n), h}
+#define K_INT(n, h)                                                                                \
+    {                                                                                              \
+#n, T_INT, offsetof(core_config, n), 0, h                                                  \
+    }
+#define K_U64(n, h)                                                                                \
+    {                                                                                              \
+#n, T_U64, offsetof(core_config, n), 0, h                                                  \
+    }
+#define K_DBL(n, h)                                                                                \
+    {                                                                                              \
+#n, T_DOUBLE, offsetof(core_config, n), 0, h                                               \
+    }
+#define K_STR(n, h)                                                                                \
+    {                                                                                              \
+#n, T_STR, offsetof(core_config, n), sizeof(((core_config *)0)->n), h                      \
+    }
 
 static const key_desc keys[] = {
     K_STR(bind_addr, "listen address"),
@@ -359,8 +371,7 @@ int core_config_validate(const core_config *c, char *err, size_t err_len)
     CHECK(c->player_speed > 0 && c->player_speed < 1000, "player_speed must be in (0, 1000)");
     CHECK(c->npc_speed >= 0 && c->npc_speed < 1000, "npc_speed must be in [0, 1000)");
     CHECK(c->entity_radius > 0 && c->entity_radius < 64, "entity_radius must be in (0, 64)");
-    CHECK(c->aoi_radius >= 10 && c->aoi_radius <= c->cell_size,
-          "aoi_radius must be 10..cell_size");
+    CHECK(c->aoi_radius >= 10 && c->aoi_radius <= c->cell_size, "aoi_radius must be 10..cell_size");
     CHECK(c->aoi_max_entities >= 1 && c->aoi_max_entities <= 1024,
           "aoi_max_entities must be 1..1024");
     CHECK(c->aoi_max_bytes >= 64 && c->aoi_max_bytes <= 65536, "aoi_max_bytes must be 64..65536");

@@ -15,41 +15,41 @@
 
 typedef struct core_config {
     /* network */
-    char bind_addr[64];        /* listen address, default 127.0.0.1 */
-    int port;                  /* listen port, default 8080; 0 = any free port */
+    char bind_addr[64];             /* listen address, default 127.0.0.1 */
+    int port;                       /* listen port, default 8080; 0 = any free port */
     char web_root[CORE_CONFIG_STR]; /* folder of the browser client */
-    int max_conns;             /* accept stops at this many open connections */
-    int max_conns_per_addr;    /* per source address */
-    int max_message_bytes;     /* largest WebSocket message accepted */
-    int send_buffer_bytes;     /* per-connection reliable send queue cap */
-    int ping_interval_s;       /* idle time before the server pings */
-    int ping_timeout_s;        /* idle time after which a connection is dropped */
-    int handshake_timeout_s;   /* a request head must complete within this */
-    int close_timeout_s;       /* a peer must answer our close within this */
-    int msgs_per_s;            /* per-connection message rate (token bucket) */
-    int msgs_burst;            /* token bucket depth */
+    int max_conns;                  /* accept stops at this many open connections */
+    int max_conns_per_addr;         /* per source address */
+    int max_message_bytes;          /* largest WebSocket message accepted */
+    int send_buffer_bytes;          /* per-connection reliable send queue cap */
+    int ping_interval_s;            /* idle time before the server pings */
+    int ping_timeout_s;             /* idle time after which a connection is dropped */
+    int handshake_timeout_s;        /* a request head must complete within this */
+    int close_timeout_s;            /* a peer must answer our close within this */
+    int msgs_per_s;                 /* per-connection message rate (token bucket) */
+    int msgs_burst;                 /* token bucket depth */
     /* auth */
     char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = random per run */
-    int token_ttl_s;           /* lifetime of issued tokens */
+    int token_ttl_s;                  /* lifetime of issued tokens */
     /* world */
-    int world_w;               /* world width in units */
-    int world_h;               /* world height in units */
-    int cell_size;             /* region cell side in units */
-    int shards;                /* shard threads; 0 = number of cores */
-    int tick_hz;               /* simulation rate */
-    int npcs;                  /* wandering NPCs in the whole world */
-    uint64_t seed;             /* world seed (NPC spawns, wandering) */
+    int world_w;                    /* world width in units */
+    int world_h;                    /* world height in units */
+    int cell_size;                  /* region cell side in units */
+    int shards;                     /* shard threads; 0 = number of cores */
+    int tick_hz;                    /* simulation rate */
+    int npcs;                       /* wandering NPCs in the whole world */
+    uint64_t seed;                  /* world seed (NPC spawns, wandering) */
     char map_file[CORE_CONFIG_STR]; /* static obstacles; empty = none */
-    double player_speed;       /* units per second */
-    double npc_speed;          /* units per second */
-    double entity_radius;      /* collision radius in units */
+    double player_speed;            /* units per second */
+    double npc_speed;               /* units per second */
+    double entity_radius;           /* collision radius in units */
     /* area of interest */
-    double aoi_radius;         /* units */
-    int aoi_max_entities;      /* per client known-set cap */
-    int aoi_max_bytes;         /* per client state bytes per tick (enter budget) */
-    int max_inputs_per_tick;   /* more inputs than this in one tick are rejected */
+    double aoi_radius;       /* units */
+    int aoi_max_entities;    /* per client known-set cap */
+    int aoi_max_bytes;       /* per client state bytes per tick (enter budget) */
+    int max_inputs_per_tick; /* more inputs than this in one tick are rejected */
     /* operations */
-    char log_level[16];        /* debug|info|warn|error */
+    char log_level[16]; /* debug|info|warn|error */
 } core_config;
 
 void core_config_defaults(core_config *c);
@@ -63,8 +63,7 @@ int core_config_load(core_config *c, int argc, char **argv, const char *const *p
                      unsigned *passthrough_seen, char *err, size_t err_len);
 
 /* Sets one key from a string. Returns 0 or -1 (err filled). */
-int core_config_set(core_config *c, const char *key, const char *value, char *err,
-                    size_t err_len);
+int core_config_set(core_config *c, const char *key, const char *value, char *err, size_t err_len);
 
 /* Appends `key = value` lines for every key, then checks nothing. */
 void core_config_print(const core_config *c, core_buf *out);

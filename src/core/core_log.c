@@ -56,11 +56,12 @@ static void vlog(int level, const char *component, const core_log_ids *ids, cons
 
     char line[2048];
     size_t cap = sizeof line - 2;
-    size_t n = (size_t)snprintf(line, cap,
-                                "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
-                                "\"component\":\"%s\",\"msg\":\"",
-                                tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                                tm.tm_sec, (long)(tv.tv_usec / 1000), level_names[level], component);
+    size_t n =
+        (size_t)snprintf(line, cap,
+                         "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
+                         "\"component\":\"%s\",\"msg\":\"",
+                         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                         tm.tm_sec, (long)(tv.tv_usec / 1000), level_names[level], component);
     n = json_escape(line, cap, n, msg);
     n += (size_t)snprintf(line + n, cap - n, "\"");
     if (ids) {

@@ -136,8 +136,7 @@ core_gauge *core_metrics_gauge(core_metrics *m, const char *name, const char *he
 }
 
 core_histogram *core_metrics_histogram(core_metrics *m, const char *name, const char *help,
-                                       const char *labels, const double *bounds,
-                                       size_t n_bounds)
+                                       const char *labels, const double *bounds, size_t n_bounds)
 {
     if (n_bounds > CORE_HIST_MAX_BOUNDS)
         core_die("histogram %s has too many bounds", name);
@@ -259,8 +258,9 @@ void core_metrics_render(core_metrics *m, core_buf *out)
                     appendf(out, "%s_bucket{%s%sle=\"%s\"} %llu\n", f->name, s->labels, sep, num,
                             (unsigned long long)cum);
                 }
-                fmt_double(num, sizeof num,
-                           bits_to_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
+                fmt_double(
+                    num, sizeof num,
+                    bits_to_double(atomic_load_explicit(&h->sum_bits, memory_order_relaxed)));
                 appendf(out, "%s_sum%s%s%s %s\n", f->name, open, s->labels, close, num);
                 appendf(out, "%s_count%s%s%s %llu\n", f->name, open, s->labels, close,
                         (unsigned long long)cum);

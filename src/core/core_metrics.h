@@ -26,9 +26,9 @@ typedef struct core_gauge {
 #define CORE_HIST_MAX_BOUNDS 24
 typedef struct core_histogram {
     size_t n_bounds;
-    double bounds[CORE_HIST_MAX_BOUNDS]; /* ascending upper bounds */
+    double bounds[CORE_HIST_MAX_BOUNDS];               /* ascending upper bounds */
     _Atomic uint64_t counts[CORE_HIST_MAX_BOUNDS + 1]; /* last = +Inf */
-    _Atomic uint64_t sum_bits; /* double bit pattern, CAS-updated */
+    _Atomic uint64_t sum_bits;                         /* double bit pattern, CAS-updated */
 } core_histogram;
 
 core_metrics *core_metrics_create(void);
@@ -40,8 +40,7 @@ core_gauge *core_metrics_gauge(core_metrics *m, const char *name, const char *he
                                const char *labels);
 /* bounds: n_bounds (<= CORE_HIST_MAX_BOUNDS) ascending upper bounds. */
 core_histogram *core_metrics_histogram(core_metrics *m, const char *name, const char *help,
-                                       const char *labels, const double *bounds,
-                                       size_t n_bounds);
+                                       const char *labels, const double *bounds, size_t n_bounds);
 
 static inline void core_counter_add(core_counter *c, uint64_t n)
 {

@@ -29,21 +29,21 @@ enum {
 enum {
     PROTO_S_WELCOME = 0x81,
     PROTO_S_STATE = 0x82,
-    PROTO_S_PONG = 0x83, /* u32 nonce, u32 tick */
+    PROTO_S_PONG = 0x83,  /* u32 nonce, u32 tick */
     PROTO_S_ERROR = 0x84, /* u16 code, u8 len, reason */
 };
 
 /* Error codes carried by PROTO_S_ERROR and counted by reason in metrics. */
 typedef enum proto_err {
     PROTO_ERR_NONE = 0,
-    PROTO_ERR_UNKNOWN_KIND = 1,   /* record kind not known */
-    PROTO_ERR_MALFORMED = 2,      /* record body of the wrong size or shape */
-    PROTO_ERR_NOT_FINITE = 3,     /* NaN or infinity in a number */
-    PROTO_ERR_OUT_OF_RANGE = 4,   /* heading longer than 1 */
+    PROTO_ERR_UNKNOWN_KIND = 1,    /* record kind not known */
+    PROTO_ERR_MALFORMED = 2,       /* record body of the wrong size or shape */
+    PROTO_ERR_NOT_FINITE = 3,      /* NaN or infinity in a number */
+    PROTO_ERR_OUT_OF_RANGE = 4,    /* heading longer than 1 */
     PROTO_ERR_TOO_MANY_INPUTS = 5, /* more inputs in one tick than allowed */
-    PROTO_ERR_STALE_SEQ = 6,      /* input sequence not above the last accepted */
-    PROTO_ERR_RATE_LIMITED = 7,   /* message rate above the token bucket */
-    PROTO_ERR_NOT_IN_WORLD = 8,   /* input before the player entered the world */
+    PROTO_ERR_STALE_SEQ = 6,       /* input sequence not above the last accepted */
+    PROTO_ERR_RATE_LIMITED = 7,    /* message rate above the token bucket */
+    PROTO_ERR_NOT_IN_WORLD = 8,    /* input before the player entered the world */
     PROTO_ERR_COUNT
 } proto_err;
 
@@ -143,14 +143,14 @@ int proto_view_find(const proto_view *v, uint32_t entity_id);
  * A bus message is `type:u16` then a type-specific body; several items of
  * one type are batched in one message where noted. */
 enum {
-    PROTO_BUS_JOIN = 1,        /* gw -> shard: a session enters the world */
-    PROTO_BUS_LEAVE = 2,       /* gw -> shard: a session left */
-    PROTO_BUS_INPUTS = 3,      /* gw -> shard, shard -> shard: batch of inputs */
-    PROTO_BUS_FRAMES = 4,      /* shard -> gw: per-session payloads of one tick */
-    PROTO_BUS_ROUTE = 5,       /* shard -> gw: session now owned by shard */
-    PROTO_BUS_HANDOFF = 6,     /* shard -> shard: an entity changes owner */
-    PROTO_BUS_GHOSTS = 7,      /* shard -> shard: border entities of one tick */
-    PROTO_BUS_REJECTS = 8,     /* reserved */
+    PROTO_BUS_JOIN = 1,    /* gw -> shard: a session enters the world */
+    PROTO_BUS_LEAVE = 2,   /* gw -> shard: a session left */
+    PROTO_BUS_INPUTS = 3,  /* gw -> shard, shard -> shard: batch of inputs */
+    PROTO_BUS_FRAMES = 4,  /* shard -> gw: per-session payloads of one tick */
+    PROTO_BUS_ROUTE = 5,   /* shard -> gw: session now owned by shard */
+    PROTO_BUS_HANDOFF = 6, /* shard -> shard: an entity changes owner */
+    PROTO_BUS_GHOSTS = 7,  /* shard -> shard: border entities of one tick */
+    PROTO_BUS_REJECTS = 8, /* reserved */
 };
 
 typedef struct proto_join {
@@ -168,7 +168,12 @@ typedef struct proto_leave {
 
 typedef struct proto_bus_input {
     uint32_t session_id;
-    uint32_t entity_id; /* 0 until the gateway learned it from WELCOME route */
+    uint32_t entity_id; /* 0 until the gateway learned it from a ROUTE */
+    /* Gateway sequence: 1, 2, 3... per session with no gaps, assigned by
+     * the gateway to every input it forwards (0 = unsequenced). Lets the
+     * owning shard restore order across a handoff, when some inputs reach
+     * it forwarded by the old owner and later ones directly. */
+    uint32_t gseq;
     proto_input in;
 } proto_bus_input;
 

@@ -16,15 +16,15 @@ typedef struct spatial_cellmap {
     uint16_t cell_size;        /* units per cell side */
     uint16_t cells_x, cells_y; /* ceil(world / cell_size) */
     uint8_t n_shards;
-    uint64_t epoch;  /* bumped on every ownership change */
-    uint8_t *owner;  /* cells_x * cells_y shard indexes, row-major by y */
+    uint64_t epoch; /* bumped on every ownership change */
+    uint8_t *owner; /* cells_x * cells_y shard indexes, row-major by y */
 } spatial_cellmap;
 
 /* Splits the world into contiguous vertical strips of cell columns, one
  * per shard (shard i owns columns [i*cx/S, (i+1)*cx/S)). Returns 0 or -1
  * on bad sizes. */
-int spatial_cellmap_init(spatial_cellmap *m, uint32_t world_w, uint32_t world_h,
-                         uint16_t cell_size, uint8_t n_shards);
+int spatial_cellmap_init(spatial_cellmap *m, uint32_t world_w, uint32_t world_h, uint16_t cell_size,
+                         uint8_t n_shards);
 void spatial_cellmap_free(spatial_cellmap *m);
 
 /* Cell index of a point; points outside the world are clamped in. */

@@ -1,0 +1,666 @@
+/* gw_conn.c - gateway connections: the slot table, reading, the send path
+ * and WebSocket sessions.
+ *
+ * Divisions: table and lifetime; the send path; WebSocket sessions
+ * (upgrade, records, rate limit, close handshake); reading; the sweep.
+ *
+ * The send path. Each connection has three output buffers:
+ *   out   committed bytes, written in order: HTTP answers, control frames,
+ *         reliable WebSocket messages (capped by send_buffer_bytes);
+ *   pend  the latest unsent STATE payload: each newer one replaces it
+ *         (latest wins), so a slow reader never builds a backlog of state;
+ *   extra records the gateway makes itself (PONG, ERROR). They ride in the
+ *         next message a shard sends (protocol: at most one message per
+ *         client per tick, possibly several records), or go alone when no
+ *         shard message came for GW_EXTRA_MAX_AGE_MS.
+ * A flush is one sendmsg of [out][ws header, extra, pend]. If the write
+ * reaches into the pending message, its unwritten rest moves to out (a
+ * started frame must finish); if it does not, the pending message stays
+ * replaceable. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core_log.h"
+#include "gw_int.h"
+
+/* ---- table and lifetime ---- */
+
+static core_log_ids log_ids(const gw_conn *c)
+{
+    core_log_ids ids = {.conn = c->id, .shard = -1};
+    if (c->is_ws_init) {
+        ids.session = c->id;
+        ids.entity = c->entity_id;
+        ids.shard = c->route_shard;
+    }
+    return ids;
+}
+
+static core_counter *close_counter(gw *g, uint16_t code)
+{
+    size_t n = sizeof g->close_codes / sizeof g->close_codes[0];
+    for (size_t i = 0; i < n; i++) {
+        if (g->close_codes[i] == code)
+            return g->c_closes[i];
+        if (g->close_codes[i] == 0) {
+            /* The last entry is "other", so peer-chosen codes cannot grow
+             * the label set without bound. */
+            char labels[32];
+            if (i == n - 1)
+                snprintf(labels, sizeof labels, "code=\"other\"");
+            else
+                snprintf(labels, sizeof labels, "code=\"%u\"", (unsigned)code);
+            g->c_closes[i] = core_metrics_counter(g->m, "tessera_ws_closes_total",
+                                                  "WebSocket sessions ended, by close code",
+                                                  labels);
+            g->close_codes[i] = i == n - 1 ? 0xffff : code;
+            return g->c_closes[i];
+        }
+    }
+    return g->c_closes[n - 1];
+}
+
+gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str)
+{
+    if (g->n_free == 0)
+        core_die("gw: no free connection slot with %u open", g->n_conns);
+    uint32_t slot = g->free_slots[g->free_head];
+    g->free_head = (g->free_head + 1) % g->n_slots;
+    g->n_free--;
+    gw_conn *c = calloc(1, sizeof *c);
+    if (!c)
+        core_die("out of memory");
+    c->fd = fd;
+    c->id = (g->gens[slot] << GW_SLOT_BITS) | slot;
+    c->state = GW_CONN_HTTP;
+    memcpy(c->addr, addr, 16);
+    snprintf(c->addr_str, sizeof c->addr_str, "%s", addr_str);
+    core_buf_init(&c->in);
+    core_buf_init(&c->out);
+    core_buf_init(&c->pend);
+    core_buf_init(&c->extra);
+    c->deadline_ms = g->now_ms + (uint64_t)g->cfg.handshake_timeout_s * 1000;
+    g->slots[slot] = c;
+    if (slot + 1 > g->hi_slot)
+        g->hi_slot = slot + 1;
+    g->n_conns++;
+    core_gauge_set(g->g_conns, g->n_conns);
+    c->ev_mask = EPOLLIN;
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = c->id};
+    if (epoll_ctl(g->ep_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
+        core_die("gw: epoll_ctl add connection: %s", strerror(errno));
+    core_log_ids ids = log_ids(c);
+    core_log(CORE_LOG_DEBUG, "gw", &ids, "connection from %s", c->addr_str);
+    return c;
+}
+
+gw_conn *gw_conn_find(gw *g, uint32_t id)
+{
+    uint32_t slot = id & GW_SLOT_MASK;
+    if (slot >= g->n_slots)
+        return NULL;
+    gw_conn *c = g->slots[slot];
+    return c && c->id == id ? c : NULL;
+}
+
+void gw_conn_update_events(gw *g, gw_conn *c)
+{
+    if (c->state == GW_CONN_DEAD)
+        return;
+    uint32_t want = 0;
+    if (c->state != GW_CONN_LOGIN_WAIT && !c->is_close_after_flush)
+        want |= EPOLLIN;
+    if (c->out.len > 0)
+        want |= EPOLLOUT;
+    if (want == c->ev_mask)
+        return;
+    struct epoll_event ev = {.events = want, .data.u64 = c->id};
+    if (epoll_ctl(g->ep_fd, EPOLL_CTL_MOD, c->fd, &ev) != 0)
+        core_die("gw: epoll_ctl mod: %s", strerror(errno));
+    c->ev_mask = want;
+}
+
+void gw_conn_touch(gw *g, gw_conn *c)
+{
+    if (c->is_touched || c->state == GW_CONN_DEAD)
+        return;
+    if (g->n_touched == g->cap_touched) {
+        g->cap_touched *= 2;
+        g->touched = realloc(g->touched, g->cap_touched * sizeof *g->touched);
+        if (!g->touched)
+            core_die("out of memory");
+    }
+    g->touched[g->n_touched++] = c->id;
+    c->is_touched = true;
+}
+
+void gw_conn_leave(gw *g, gw_conn *c)
+{
+    if (!c->is_joined)
+        return;
+    c->is_joined = false;
+    g->n_sessions--;
+    core_gauge_set(g->g_sessions, g->n_sessions);
+    proto_leave l = {.session_id = c->id, .entity_id = c->entity_id};
+    core_buf_reset(&g->tmp);
+    proto_bus_leave_write(&g->tmp, &l);
+    gw_bus_send_shard(g, c->route_shard, &g->tmp);
+}
+
+void gw_conn_close(gw *g, gw_conn *c)
+{
+    if (c->state == GW_CONN_DEAD)
+        return;
+    core_log_ids ids = log_ids(c);
+    if (c->state == GW_CONN_WS) {
+        /* Ended without a close handshake (reset, EOF, write error). */
+        c->close_code = 1006;
+        c->close_reason = "connection lost";
+        core_counter_add(close_counter(g, 1006), 1);
+        core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=1006 reason=\"%s\"",
+                 c->close_reason);
+    }
+    gw_conn_leave(g, c);
+    /* Closing with unread input makes the kernel send RST, which can
+     * discard our last bytes (a close frame, an error answer) in flight. */
+    for (int i = 0; i < 4; i++)
+        if (recv(c->fd, g->scratch, g->scratch_cap, MSG_DONTWAIT) <= 0)
+            break;
+    close(c->fd); /* also leaves the epoll set */
+    c->fd = -1;
+    gw_addr_release(g, c->addr);
+    uint32_t slot = c->id & GW_SLOT_MASK;
+    g->slots[slot] = NULL;
+    g->gens[slot] = g->gens[slot] >= GW_GEN_MAX ? 1 : g->gens[slot] + 1;
+    g->free_slots[(g->free_head + g->n_free) % g->n_slots] = slot;
+    g->n_free++;
+    g->n_conns--;
+    core_gauge_set(g->g_conns, g->n_conns);
+    c->state = GW_CONN_DEAD;
+    c->next_dead = g->dead;
+    g->dead = c;
+    core_log(CORE_LOG_DEBUG, "gw", &ids, "connection closed");
+    gw_listener_resume(g);
+}
+
+static void conn_free_bufs(gw_conn *c)
+{
+    core_buf_free(&c->in);
+    core_buf_free(&c->out);
+    core_buf_free(&c->pend);
+    core_buf_free(&c->extra);
+    if (c->is_ws_init)
+        gw_ws_parser_free(&c->ws);
+    free(c);
+}
+
+void gw_conn_reap(gw *g)
+{
+    while (g->dead) {
+        gw_conn *c = g->dead;
+        g->dead = c->next_dead;
+        conn_free_bufs(c);
+    }
+}
+
+void gw_conn_free(gw *g, gw_conn *c)
+{
+    gw_conn_close(g, c);
+    gw_conn_reap(g);
+}
+
+/* ---- the send path ---- */
+
+static void after_drain(gw *g, gw_conn *c)
+{
+    if (c->out.len == 0) {
+        if (c->is_close_after_flush) {
+            gw_conn_close(g, c);
+            return;
+        }
+        if (c->out.cap > GW_SHRINK_BYTES)
+            core_buf_free(&c->out);
+    }
+    gw_conn_update_events(g, c);
+}
+
+/* Appends bytes [skip, end) of the segments to out. */
+static void append_rest(core_buf *out, const struct iovec *iov, int n, size_t skip)
+{
+    for (int i = 0; i < n; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        core_buf_append(out, (const uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+        skip = 0;
+    }
+}
+
+void gw_conn_flush(gw *g, gw_conn *c)
+{
+    if (c->state == GW_CONN_DEAD)
+        return;
+    bool has_msg = c->pend.len > 0 || (c->is_flush_extra && c->extra.len > 0);
+    struct iovec iov[4];
+    int n = 0;
+    if (c->out.len)
+        iov[n++] = (struct iovec){c->out.data, c->out.len};
+    uint8_t hdr[10];
+    int msg_first = n;
+    if (has_msg) {
+        size_t plen = c->extra.len + c->pend.len;
+        iov[n++] = (struct iovec){hdr, gw_ws_frame_header(hdr, GW_WS_OP_BINARY, plen)};
+        if (c->extra.len)
+            iov[n++] = (struct iovec){c->extra.data, c->extra.len};
+        if (c->pend.len)
+            iov[n++] = (struct iovec){c->pend.data, c->pend.len};
+    }
+    if (n == 0) {
+        after_drain(g, c);
+        return;
+    }
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n};
+    ssize_t w = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            gw_conn_close(g, c);
+            return;
+        }
+        w = 0;
+    }
+    core_counter_add(g->c_bytes_out, (uint64_t)w);
+    size_t wrote = (size_t)w;
+    size_t from_out = wrote < c->out.len ? wrote : c->out.len;
+    core_buf_consume(&c->out, from_out);
+    wrote -= from_out;
+    if (has_msg && wrote > 0) {
+        /* The message has started on the wire: it is committed now. */
+        append_rest(&c->out, iov + msg_first, n - msg_first, wrote);
+        core_buf_reset(&c->extra);
+        core_buf_reset(&c->pend);
+        c->is_flush_extra = false;
+        core_counter_add(g->c_msgs_out, 1);
+    }
+    after_drain(g, c);
+}
+
+/* Appends a control frame (ping, pong) to out. */
+static void send_control(gw *g, gw_conn *c, uint8_t opcode, const void *payload, size_t len)
+{
+    uint8_t h[10];
+    core_buf_append(&c->out, h, gw_ws_frame_header(h, opcode, len));
+    core_buf_append(&c->out, payload, len);
+    gw_conn_touch(g, c);
+}
+
+/* Room check for gateway-made records; closes on overflow. */
+static bool extra_room(gw *g, gw_conn *c, size_t n)
+{
+    if (c->out.len + c->extra.len + n > (size_t)g->cfg.send_buffer_bytes) {
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
+        return false;
+    }
+    if (c->extra.len == 0)
+        c->extra_since_ms = g->now_ms;
+    return true;
+}
+
+void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
+{
+    if (f->flags & PROTO_FRAME_RELIABLE) {
+        size_t plen = c->extra.len + f->len;
+        if (c->out.len + plen + 10 > (size_t)g->cfg.send_buffer_bytes) {
+            gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
+            return;
+        }
+        uint8_t h[10];
+        core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
+        core_buf_append(&c->out, c->extra.data, c->extra.len);
+        core_buf_append(&c->out, f->payload, f->len);
+        core_buf_reset(&c->extra);
+        core_counter_add(g->c_msgs_out, 1);
+        /* The shard put this tick's state into the reliable payload. */
+        if (c->pend.len)
+            core_counter_add(g->c_state_replaced, 1);
+        core_buf_reset(&c->pend);
+    } else {
+        if (c->pend.len)
+            core_counter_add(g->c_state_replaced, 1);
+        core_buf_reset(&c->pend);
+        core_buf_append(&c->pend, f->payload, f->len);
+    }
+    gw_conn_touch(g, c);
+}
+
+/* ---- WebSocket sessions ---- */
+
+void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool wait_peer)
+{
+    if (c->state == GW_CONN_CLOSING) {
+        if (!wait_peer) {
+            c->is_close_after_flush = true;
+            gw_conn_touch(g, c);
+        }
+        return;
+    }
+    if (c->state != GW_CONN_WS)
+        return;
+    c->close_code = code;
+    c->close_reason = reason;
+    core_buf_reset(&c->pend);
+    core_buf_reset(&c->extra);
+    gw_ws_write_close(&c->out, code, reason);
+    core_counter_add(close_counter(g, code), 1);
+    core_log_ids ids = log_ids(c);
+    core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=%u reason=\"%s\"", (unsigned)code,
+             reason ? reason : "");
+    gw_conn_leave(g, c);
+    c->state = GW_CONN_CLOSING;
+    c->deadline_ms = g->now_ms + (uint64_t)g->cfg.close_timeout_s * 1000;
+    if (!wait_peer)
+        c->is_close_after_flush = true;
+    gw_conn_touch(g, c);
+    gw_conn_update_events(g, c);
+}
+
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims)
+{
+    gw_ws_parser_init(&c->ws, (size_t)g->cfg.max_message_bytes);
+    c->is_ws_init = true;
+    c->state = GW_CONN_WS;
+    c->deadline_ms = 0;
+    c->last_rx_ms = g->now_ms;
+    c->tokens = g->cfg.msgs_burst;
+    c->tokens_ms = g->now_ms;
+    c->account_id = claims->account_id;
+    snprintf(c->username, sizeof c->username, "%s", claims->username);
+
+    const spatial_cellmap *cm = g->cells;
+    float x = core_rng_unit(&g->rng) * (float)cm->world_w;
+    float y = core_rng_unit(&g->rng) * (float)cm->world_h;
+    c->route_shard = (uint16_t)spatial_cellmap_owner(cm, x, y);
+    proto_join j = {.session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id,
+                    .x = x, .y = y};
+    snprintf(j.name, sizeof j.name, "%s", c->username);
+    core_buf_reset(&g->tmp);
+    proto_bus_join_write(&g->tmp, &j);
+    core_log_ids ids = log_ids(c);
+    if (gw_bus_send_shard(g, c->route_shard, &g->tmp) != 0) {
+        core_log(CORE_LOG_ERROR, "gw", &ids, "JOIN could not be sent");
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_INTERNAL, "internal error", false);
+        return -1;
+    }
+    c->is_joined = true;
+    g->n_sessions++;
+    core_gauge_set(g->g_sessions, g->n_sessions);
+    core_log(CORE_LOG_INFO, "gw", &ids, "session opened: account=%u name=%s addr=%s spawn=%.1f,%.1f",
+             c->account_id, c->username, c->addr_str, (double)x, (double)y);
+    return 0;
+}
+
+/* Queues an ERROR record (at most GW_ERRORS_PER_S a second; every
+ * rejection is counted). */
+static void reject(gw *g, gw_conn *c, proto_err e)
+{
+    core_counter_add(g->c_rejected[e], 1);
+    if (g->now_ms - c->errors_window_ms >= 1000) {
+        c->errors_window_ms = g->now_ms;
+        c->errors_window = 0;
+    }
+    if (c->errors_window >= GW_ERRORS_PER_S)
+        return;
+    const char *name = proto_err_name(e);
+    if (!extra_room(g, c, strlen(name) + 8))
+        return;
+    c->errors_window++;
+    proto_write_error(&c->extra, e, name);
+}
+
+/* Takes one token for a record. Returns false if the record must be
+ * dropped (c may then be closing). */
+static bool rate_take(gw *g, gw_conn *c)
+{
+    double rate = g->cfg.msgs_per_s;
+    c->tokens += (double)(g->now_ms - c->tokens_ms) * rate / 1000.0;
+    if (c->tokens > g->cfg.msgs_burst)
+        c->tokens = g->cfg.msgs_burst;
+    c->tokens_ms = g->now_ms;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        return true;
+    }
+    c->drops_total++;
+    if (g->now_ms - c->drops_window_ms >= 2000) {
+        c->drops_window_ms = g->now_ms;
+        c->drops_window = 0;
+    }
+    c->drops_window++;
+    reject(g, c, PROTO_ERR_RATE_LIMITED);
+    if (c->state == GW_CONN_WS &&
+        (c->drops_total >= GW_DROPS_TOTAL_MAX || c->drops_window > 3u * (uint32_t)rate))
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "rate limit exceeded", true);
+    return false;
+}
+
+static void on_records(gw *g, gw_conn *c, const uint8_t *msg, size_t len)
+{
+    proto_records it;
+    proto_records_init(&it, msg, len);
+    uint8_t kind;
+    const uint8_t *body;
+    size_t blen;
+    int rc = 0;
+    while (c->state == GW_CONN_WS && (rc = proto_records_next(&it, &kind, &body, &blen)) == 1) {
+        if (!rate_take(g, c))
+            continue;
+        if (kind == PROTO_C_INPUT) {
+            proto_bus_input bi = {.session_id = c->id, .entity_id = c->entity_id};
+            proto_err e = proto_input_decode(&bi.in, body, blen);
+            if (e != PROTO_ERR_NONE)
+                reject(g, c, e);
+            else
+                gw_inputs_add(g, c->route_shard, &bi);
+        } else if (kind == PROTO_C_PING) {
+            if (blen != 4) {
+                reject(g, c, PROTO_ERR_MALFORMED);
+                continue;
+            }
+            core_rd r = core_rd_init(body, blen);
+            uint32_t nonce = core_rd_u32(&r);
+            uint32_t tick = g->hooks.current_tick ? g->hooks.current_tick(g->hooks.ctx) : 0;
+            if (extra_room(g, c, 10))
+                proto_write_pong(&c->extra, nonce, tick);
+        } else {
+            reject(g, c, PROTO_ERR_UNKNOWN_KIND);
+        }
+    }
+    if (c->state == GW_CONN_WS && rc < 0)
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_MALFORMED, "malformed message", true);
+}
+
+static void on_ws_event(gw *g, gw_conn *c, const gw_ws_event *ev)
+{
+    switch (ev->type) {
+    case GW_WS_EV_MESSAGE:
+        if (c->state != GW_CONN_WS)
+            return; /* after our close: discarded */
+        core_counter_add(g->c_msgs_in, 1);
+        if (ev->opcode != GW_WS_OP_BINARY)
+            gw_conn_ws_close(g, c, GW_WS_CLOSE_UNSUPPORTED, "binary frames only", true);
+        else
+            on_records(g, c, ev->data, ev->len);
+        break;
+    case GW_WS_EV_PING:
+        if (c->state == GW_CONN_WS)
+            send_control(g, c, GW_WS_OP_PONG, ev->data, ev->len);
+        break;
+    case GW_WS_EV_PONG:
+        break;
+    case GW_WS_EV_CLOSE:
+        if (c->state == GW_CONN_CLOSING) {
+            /* The answer to our close: the handshake is complete. */
+            c->is_close_after_flush = true;
+            gw_conn_touch(g, c);
+        } else {
+            uint16_t code = ev->close_code == GW_WS_CLOSE_NO_STATUS ? GW_WS_CLOSE_NORMAL
+                                                                    : ev->close_code;
+            gw_conn_ws_close(g, c, code, code == GW_WS_CLOSE_NORMAL ? "normal" : "", false);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static size_t ws_process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len && (c->state == GW_CONN_WS || c->state == GW_CONN_CLOSING) &&
+           !c->is_close_after_flush) {
+        size_t used = 0;
+        gw_ws_event ev = {0};
+        int rc = gw_ws_parse(&c->ws, buf + off, len - off, &used, &ev);
+        if (rc < 0) {
+            if (c->state == GW_CONN_WS)
+                gw_conn_ws_close(g, c, ev.close_code, ev.reason, false);
+            else
+                c->is_close_after_flush = true;
+            gw_conn_touch(g, c);
+            return len;
+        }
+        if (used > 0) {
+            c->last_rx_ms = g->now_ms; /* any frame (or fragment) is activity */
+            c->is_pinged = false;
+        }
+        if (rc == 1)
+            on_ws_event(g, c, &ev);
+        off += used;
+        if (c->state == GW_CONN_DEAD)
+            return len;
+        if (rc == 0 && used == 0)
+            break;
+    }
+    if (c->is_close_after_flush)
+        return len; /* nothing after a close matters */
+    return off;
+}
+
+/* ---- reading ---- */
+
+static size_t process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len && c->state == GW_CONN_HTTP && !c->is_close_after_flush) {
+        size_t used = gw_routes_process(g, c, buf + off, len - off);
+        if (used == 0)
+            break; /* an incomplete request */
+        off += used;
+    }
+    if (c->state == GW_CONN_DEAD || c->is_close_after_flush)
+        return len;
+    if (off < len && (c->state == GW_CONN_WS || c->state == GW_CONN_CLOSING))
+        off += ws_process(g, c, buf + off, len - off);
+    return off;
+}
+
+static size_t in_cap(const gw *g, const gw_conn *c)
+{
+    if (c->is_ws_init)
+        return (size_t)g->cfg.max_message_bytes + GW_WS_FRAME_OVERHEAD;
+    return GW_HTTP_IN_CAP;
+}
+
+void gw_conn_on_readable(gw *g, gw_conn *c)
+{
+    if (!(c->ev_mask & EPOLLIN)) {
+        /* EPOLLERR/EPOLLHUP while we are not reading: the peer is gone. */
+        gw_conn_close(g, c);
+        return;
+    }
+    size_t cap = in_cap(g, c);
+    if (c->in.len >= cap) {
+        gw_conn_close(g, c); /* the parsers bound their input; defensive */
+        return;
+    }
+    size_t room = cap - c->in.len;
+    /* With nothing buffered (the usual case) read into the shared scratch
+     * and keep only an incomplete tail: idle connections hold no buffer. */
+    bool direct = c->in.len == 0;
+    uint8_t *dst = direct ? g->scratch : core_buf_reserve(&c->in, room);
+    ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        gw_conn_close(g, c);
+        return;
+    }
+    core_counter_add(g->c_bytes_in, (uint64_t)n);
+    if (direct) {
+        size_t used = process(g, c, g->scratch, (size_t)n);
+        if (c->state == GW_CONN_DEAD)
+            return;
+        if (used < (size_t)n)
+            core_buf_append(&c->in, g->scratch + used, (size_t)n - used);
+    } else {
+        c->in.len += (size_t)n;
+        size_t used = process(g, c, c->in.data, c->in.len);
+        if (c->state == GW_CONN_DEAD)
+            return;
+        core_buf_consume(&c->in, used);
+    }
+    if (c->in.len == 0 && c->in.cap > GW_SHRINK_BYTES)
+        core_buf_free(&c->in);
+    gw_conn_update_events(g, c);
+}
+
+void gw_conn_process_buffered(gw *g, gw_conn *c)
+{
+    if (c->in.len > 0) {
+        size_t used = process(g, c, c->in.data, c->in.len);
+        if (c->state == GW_CONN_DEAD)
+            return;
+        core_buf_consume(&c->in, used);
+    }
+    gw_conn_update_events(g, c);
+}
+
+/* ---- the sweep ---- */
+
+void gw_conn_sweep(gw *g, gw_conn *c)
+{
+    uint64_t now = g->now_ms;
+    if (c->deadline_ms && now >= c->deadline_ms &&
+        (c->state == GW_CONN_HTTP || c->state == GW_CONN_CLOSING)) {
+        /* HTTP: the head (or body) did not complete in time, or an answer
+         * before close was not read. CLOSING: the peer did not answer. */
+        gw_conn_close(g, c);
+        return;
+    }
+    if (c->state != GW_CONN_WS)
+        return;
+    uint64_t idle = now - c->last_rx_ms;
+    if (idle >= (uint64_t)g->cfg.ping_timeout_s * 1000) {
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_HEARTBEAT, "heartbeat timeout", false);
+        gw_conn_flush(g, c); /* best effort */
+        gw_conn_close(g, c);
+        return;
+    }
+    if (idle >= (uint64_t)g->cfg.ping_interval_s * 1000 && !c->is_pinged) {
+        c->is_pinged = true;
+        uint8_t payload[8];
+        for (int i = 0; i < 8; i++)
+            payload[i] = (uint8_t)(now >> (8 * i));
+        send_control(g, c, GW_WS_OP_PING, payload, sizeof payload);
+    }
+    if (c->extra.len && now - c->extra_since_ms >= GW_EXTRA_MAX_AGE_MS) {
+        c->is_flush_extra = true;
+        gw_conn_touch(g, c);
+    }
+}

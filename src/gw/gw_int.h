@@ -1,0 +1,210 @@
+/* gw_int.h - the gateway's private parts, shared by gw_server.c (loop,
+ * listener, timers, bus), gw_conn.c (connections, send path, WebSocket
+ * sessions) and gw_routes.c (HTTP routes, login, the upgrade).
+ *
+ * Everything here belongs to the gateway thread (the one in gw_run), except
+ * gw.stop_fd, which gw_stop writes from any thread or a signal handler.
+ *
+ * Connection lifetime: a gw_conn is found through its id (never a stored
+ * pointer outside the slot table). gw_conn_close() closes the fd at once,
+ * removes the id from the table (so later lookups and stale epoll events
+ * miss), and parks the struct on a reap list that is freed at the end of
+ * the loop round, so a caller up the stack may still read the struct
+ * (check c->state == GW_CONN_DEAD after any call that can close). */
+#ifndef GW_INT_H
+#define GW_INT_H
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "bus.h"
+#include "core_buf.h"
+#include "core_config.h"
+#include "core_metrics.h"
+#include "core_rng.h"
+#include "gw.h"
+#include "gw_auth.h"
+#include "gw_http.h"
+#include "gw_ws.h"
+#include "proto.h"
+#include "spatial.h"
+
+/* Session/connection ids: (generation << GW_SLOT_BITS) | slot. The
+ * generation starts at 1 so an id is never 0, and wraps within 12 bits. */
+#define GW_SLOT_BITS 20
+#define GW_SLOT_MASK ((1u << GW_SLOT_BITS) - 1)
+#define GW_GEN_MAX ((1u << (32 - GW_SLOT_BITS)) - 1)
+
+#define GW_SWEEP_MS 250          /* timer period: heartbeats, deadlines */
+#define GW_HTTP_IN_CAP (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY) /* HTTP input bound, bytes */
+#define GW_WS_FRAME_OVERHEAD 14  /* largest client frame header (8-byte length + mask) */
+#define GW_EXTRA_MAX_AGE_MS 100  /* gateway records wait this long for a shard frame */
+#define GW_ERRORS_PER_S 4        /* ERROR records sent per second per connection */
+#define GW_DROPS_TOTAL_MAX 1000  /* rate-limited records before the connection is closed */
+#define GW_SHRINK_BYTES 16384    /* drained buffers above this capacity are freed */
+
+typedef enum gw_conn_state {
+    GW_CONN_HTTP = 0,   /* reading request heads */
+    GW_CONN_LOGIN_WAIT, /* a login is with the workers; input not read */
+    GW_CONN_WS,         /* an open WebSocket session */
+    GW_CONN_CLOSING,    /* our close frame is queued; waiting for the peer's or a flush */
+    GW_CONN_DEAD,       /* fd closed; on the reap list */
+} gw_conn_state;
+
+typedef struct gw_conn {
+    int fd;
+    uint32_t id;          /* (gen << 20) | slot; also the WebSocket session id */
+    gw_conn_state state;
+    uint32_t ev_mask;     /* epoll events currently registered */
+    uint8_t addr[16];     /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
+    char addr_str[48];    /* printable peer address, for logs */
+
+    core_buf in;          /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
+    core_buf out;         /* committed bytes (HTTP, control and reliable WS frames) */
+    core_buf pend;        /* latest unsent STATE payload (records, no WS header) */
+    core_buf extra;       /* gateway-made records (PONG, ERROR) riding on the next message */
+    uint64_t extra_since_ms; /* when extra became non-empty */
+
+    bool is_touched;       /* on g->touched for the end-of-round write */
+    bool is_flush_extra;   /* next flush sends extra even without a STATE */
+    bool is_close_after_flush; /* close the fd as soon as out drains */
+    bool is_ws_init;       /* ws parser initialised (needs freeing) */
+    bool is_joined;        /* JOIN sent and LEAVE not yet */
+    bool is_pinged;        /* a heartbeat ping went out since the last frame */
+    bool is_head;          /* current request is HEAD (respond without body) */
+    bool is_keep_alive;    /* current request keeps the connection */
+
+    uint64_t deadline_ms;  /* HTTP head/body deadline or close deadline; 0 = none */
+    uint64_t last_rx_ms;   /* last received WebSocket frame (or the upgrade) */
+
+    gw_ws_parser ws;       /* valid when is_ws_init */
+    uint16_t route_shard;  /* shard that owns the session's entity */
+    uint32_t entity_id;    /* 0 until ROUTE tells us */
+    uint32_t account_id;
+    char username[33];
+
+    double tokens;         /* message token bucket: records allowed now */
+    uint64_t tokens_ms;    /* last refill */
+    uint32_t drops_total;  /* records dropped by the rate limit, ever */
+    uint32_t drops_window; /* dropped in the current 2 s window */
+    uint64_t drops_window_ms;
+    uint32_t errors_window; /* ERROR records sent in the current 1 s window */
+    uint64_t errors_window_ms;
+
+    uint16_t close_code;   /* the code that ended the session (logs, metrics) */
+    const char *close_reason; /* static text */
+    struct gw_conn *next_dead; /* reap list link */
+} gw_conn;
+
+/* Per-address connection counts: open addressing, linear probing,
+ * backward-shift deletion. */
+typedef struct gw_addr_slot {
+    uint8_t key[16];
+    uint32_t count; /* 0 = empty */
+} gw_addr_slot;
+
+struct gw {
+    core_config cfg; /* copy */
+    uint16_t gw_id;
+    uint32_t bus_ep; /* BUS_EP_GW(gw_id) */
+    bus *b;
+    const spatial_cellmap *cells;
+    core_metrics *m;
+    gw_hooks hooks;
+    gw_auth *auth;
+    gw_login *login;
+    core_rng rng; /* spawn points */
+
+    int ep_fd, listen_fd, timer_fd, stop_fd, bus_fd, login_fd;
+    int port;
+    bool is_listening;  /* listener in epoll */
+    bool is_emfile;     /* paused by EMFILE/ENFILE: retry on the sweep */
+    bool is_stopping;
+    uint64_t now_ms;    /* cached at the top of each round */
+
+    gw_conn **slots;         /* slot -> connection or NULL; n_slots entries */
+    uint32_t *gens;          /* slot -> current generation (1..GW_GEN_MAX) */
+    /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
+     * stale id (a late shard frame, a login result) almost never meets
+     * the same slot with a wrapped generation. */
+    uint32_t *free_slots;    /* ring of n_slots entries */
+    uint32_t free_head, n_free;
+    uint32_t n_slots, hi_slot; /* hi_slot: one past the highest slot ever used */
+    uint32_t n_conns;        /* open sockets */
+    uint32_t n_sessions;     /* joined WebSocket sessions */
+
+    gw_addr_slot *addrs;     /* per-address counts, n_addrs (power of two) */
+    uint32_t n_addrs;
+
+    uint32_t *touched;       /* ids to write at the end of the round */
+    uint32_t n_touched, cap_touched;
+    gw_conn *dead;           /* reap list */
+
+    core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
+    size_t inputs_count_at[BUS_MAX_SHARDS];
+    uint64_t inputs_used;    /* bitmask of shards with a batch this round */
+
+    uint8_t *scratch;        /* read buffer, scratch_cap bytes */
+    size_t scratch_cap;
+    core_buf tmp;            /* bus message / response building */
+    char token_buf[GW_AUTH_TOKEN_MAX + 2];
+    gw_login_result results[16];
+
+    /* metrics */
+    core_gauge *g_conns, *g_sessions;
+    core_counter *c_accepted, *c_accept_paused, *c_msgs_in, *c_msgs_out, *c_bytes_in,
+        *c_bytes_out, *c_state_replaced, *c_frames_unknown;
+    core_counter *c_http[600];            /* by status code, registered on first use */
+    core_counter *c_rejected[PROTO_ERR_COUNT];
+    core_counter *c_closes[16];           /* by close code, see gw_close_counter */
+    uint16_t close_codes[16];
+};
+
+/* ---- gw_server.c ---- */
+void gw_listener_resume(gw *g);
+void gw_addr_release(gw *g, const uint8_t key[16]);
+/* Sends a bus message to shard; logs failures. Returns 0 or -1. */
+int gw_bus_send_shard(gw *g, uint16_t shard, const core_buf *msg);
+/* Adds one input to this round's batch for shard. */
+void gw_inputs_add(gw *g, uint16_t shard, const proto_bus_input *in);
+core_counter *gw_http_counter(gw *g, int status);
+
+/* ---- gw_conn.c ---- */
+gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str);
+gw_conn *gw_conn_find(gw *g, uint32_t id);
+/* Recomputes the epoll interest (EPOLLIN unless waiting or full, EPOLLOUT
+ * while out is non-empty). */
+void gw_conn_update_events(gw *g, gw_conn *c);
+/* Schedules one write at the end of the round. */
+void gw_conn_touch(gw *g, gw_conn *c);
+/* One sendmsg of out + the pending message. Arms EPOLLOUT on a partial
+ * write. May close c (check state). */
+void gw_conn_flush(gw *g, gw_conn *c);
+void gw_conn_on_readable(gw *g, gw_conn *c);
+/* Processes buffered input (after a login answer). */
+void gw_conn_process_buffered(gw *g, gw_conn *c);
+/* Shard frames (latest-wins STATE / reliable). */
+void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f);
+/* Queues a close frame and enters CLOSING. wait_peer: keep reading for
+ * the peer's close until close_timeout_s; else close once flushed. */
+void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool wait_peer);
+/* Closes the socket now (sends LEAVE for a joined session). */
+void gw_conn_close(gw *g, gw_conn *c);
+/* Enters the WebSocket state after the 101 and sends JOIN to the shard
+ * owning a random spawn point. Returns 0, or -1 (c is closing). */
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims);
+/* Heartbeats and deadlines for one connection. */
+void gw_conn_sweep(gw *g, gw_conn *c);
+/* Frees connections closed during this round. */
+void gw_conn_reap(gw *g);
+/* Frees a connection that is still open (gw_destroy). */
+void gw_conn_free(gw *g, gw_conn *c);
+/* Sends LEAVE for a joined session (idempotent). */
+void gw_conn_leave(gw *g, gw_conn *c);
+
+/* ---- gw_routes.c ---- */
+/* Handles request heads in buf[0..len) while c is in HTTP state; may
+ * upgrade c to WS. Returns the bytes consumed. May close c. */
+size_t gw_routes_process(gw *g, gw_conn *c, uint8_t *buf, size_t len);
+/* Answers a finished login. */
+void gw_routes_login_done(gw *g, const gw_login_result *r);
+#endif

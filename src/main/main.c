@@ -1,0 +1,173 @@
+/* main.c - the tessera command: wires modules together, nothing else.
+ *   tessera serve [flags]   gateway + shards + store in one process
+ *   tessera --help | --version */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bus.h"
+#include "core_config.h"
+#include "core_log.h"
+#include "core_metrics.h"
+#include "gw.h"
+#include "sim.h"
+#include "spatial.h"
+
+static gw *g_gw; /* for the signal handler only; gw_stop is async-signal-safe */
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (g_gw)
+        gw_stop(g_gw);
+}
+
+static void usage(FILE *f)
+{
+    core_buf b;
+    core_buf_init(&b);
+    core_config_help(&b);
+    fprintf(f,
+            "tessera %s - a sharded real-time game backend\n\n"
+            "usage:\n"
+            "  tessera serve [flags]     run gateway, shards and store in one process\n"
+            "  tessera --help            this text\n"
+            "  tessera --version         print the version\n\n"
+            "serve flags (also TESSERA_<KEY> environment variables and a config file,\n"
+            "lowest precedence first: file < environment < flags):\n"
+            "  --config FILE             read `key = value` lines from FILE\n"
+            "  --print-config            print the effective configuration and exit\n"
+            "%.*s",
+            TESSERA_VERSION, (int)b.len, (const char *)b.data);
+    core_buf_free(&b);
+}
+
+typedef struct serve_ctx {
+    sim_runner *runner;
+} serve_ctx;
+
+static int hook_ready(void *ctx, char *why, size_t cap)
+{
+    serve_ctx *sc = ctx;
+    return sc->runner ? sim_runner_ready(sc->runner, why, cap) : 0;
+}
+
+static uint32_t hook_tick(void *ctx)
+{
+    serve_ctx *sc = ctx;
+    return sc->runner ? sim_runner_tick(sc->runner) : 0;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    core_config cfg;
+    core_config_defaults(&cfg);
+    static const char *const passthrough[] = {"print-config", NULL};
+    unsigned seen = 0;
+    char err[512];
+    if (core_config_load(&cfg, argc, argv, passthrough, &seen, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        return 2;
+    }
+    if (cfg.shards == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg.shards = n > 0 ? (int)(n > BUS_MAX_SHARDS ? BUS_MAX_SHARDS : n) : 1;
+    }
+    if (seen & 1u) {
+        core_buf b;
+        core_buf_init(&b);
+        core_config_print(&cfg, &b);
+        fwrite(b.data, 1, b.len, stdout);
+        core_buf_free(&b);
+        return 0;
+    }
+    core_log_set_level(core_log_level_parse(cfg.log_level));
+
+    int rc = 1;
+    core_metrics *m = core_metrics_create();
+    bus *b = NULL;
+    spatial_cellmap cells = {0};
+    sim_map map = {0};
+    sim_shard *shards[BUS_MAX_SHARDS] = {0};
+    serve_ctx sc = {0};
+    gw *g = NULL;
+
+    if (sim_map_load(&map, cfg.map_file, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        goto done;
+    }
+    if (bus_create(&b, "inproc", m) != BUS_OK) {
+        fprintf(stderr, "tessera serve: cannot create the bus\n");
+        goto done;
+    }
+    if (spatial_cellmap_init(&cells, (uint32_t)cfg.world_w, (uint32_t)cfg.world_h,
+                             (uint16_t)cfg.cell_size, (uint8_t)cfg.shards) != 0) {
+        fprintf(stderr, "tessera serve: bad world or cell size\n");
+        goto done;
+    }
+    for (int i = 0; i < cfg.shards; i++) {
+        if (sim_shard_create(&shards[i], &cfg, &cells, &map, (uint16_t)i, b, m) != 0) {
+            fprintf(stderr, "tessera serve: cannot create shard %d\n", i);
+            goto done;
+        }
+        sim_shard_spawn_npcs(shards[i]);
+    }
+    gw_hooks hooks = {.ctx = &sc, .is_ready = hook_ready, .current_tick = hook_tick};
+    if (gw_create(&g, &cfg, 0, b, &cells, m, &hooks) != 0)
+        goto done;
+    if (sim_runner_start(&sc.runner, shards, cfg.shards, cfg.tick_hz, m) != 0)
+        goto done;
+
+    g_gw = g;
+    struct sigaction sa = {0};
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    CORE_INFO("main", "tessera %s serving http://%s:%d/ (%d shards, %d NPCs, world %dx%d)",
+              TESSERA_VERSION, cfg.bind_addr, gw_port(g), cfg.shards, cfg.npcs, cfg.world_w,
+              cfg.world_h);
+    rc = gw_run(g);
+    g_gw = NULL;
+    CORE_INFO("main", "shutting down");
+
+done:
+    sim_runner_stop(sc.runner);
+    gw_destroy(g);
+    for (int i = 0; i < BUS_MAX_SHARDS; i++)
+        sim_shard_destroy(shards[i]);
+    bus_destroy(b);
+    spatial_cellmap_free(&cells);
+    sim_map_free(&map);
+    core_metrics_destroy(m);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("tessera %s\n", TESSERA_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        for (int i = 2; i < argc; i++)
+            if (strcmp(argv[i], "--help") == 0) {
+                usage(stdout);
+                return 0;
+            }
+        return cmd_serve(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "tessera: unknown command '%s' (try --help)\n", cmd);
+    return 2;
+}

@@ -1,0 +1,286 @@
+/* sim_aoi.c - area of interest and STATE encoding.
+ *
+ * For each client, every tick: collect the entities within aoi_radius from
+ * the grid (ghosts included), keep the nearest aoi_max_entities (ties by
+ * entity id, so the choice is deterministic), diff against the client's
+ * slot table (what it was last sent), and encode leaves, enters (nearest
+ * first, within the aoi_max_bytes budget) and position deltas as one
+ * STATE record (format: docs/protocol.md section 7). The client's queued
+ * reliable records (WELCOME, ERROR) travel in the same frame, so a client
+ * gets exactly one WebSocket message per tick. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_log.h"
+#include "sim_int.h"
+
+static inline int32_t quant(float v)
+{
+    return (int32_t)lrintf(v * (float)PROTO_POS_SCALE);
+}
+
+/* Orders candidates by distance, then entity id. */
+static inline bool closer(const sim_shard *s, uint32_t a, float da, uint32_t b, float db)
+{
+    if (da != db)
+        return da < db;
+    return s->id[a] < s->id[b];
+}
+
+static void swap_cand(sim_shard *s, size_t i, size_t j)
+{
+    uint32_t t = s->cand[i];
+    s->cand[i] = s->cand[j];
+    s->cand[j] = t;
+    float f = s->cand_d2[i];
+    s->cand_d2[i] = s->cand_d2[j];
+    s->cand_d2[j] = f;
+}
+
+/* Quickselect: afterwards cand[0..k) are the k nearest (unordered). */
+static void select_nearest(sim_shard *s, size_t n, size_t k)
+{
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        swap_cand(s, mid, hi - 1);
+        uint32_t pv = s->cand[hi - 1];
+        float pd = s->cand_d2[hi - 1];
+        size_t store = lo;
+        for (size_t i = lo; i < hi - 1; i++)
+            if (closer(s, s->cand[i], s->cand_d2[i], pv, pd))
+                swap_cand(s, i, store++);
+        swap_cand(s, store, hi - 1);
+        if (store == k || store + 1 == k)
+            return;
+        if (store > k)
+            hi = store;
+        else
+            lo = store + 1;
+    }
+}
+
+static void ensure_cand(sim_shard *s, size_t n)
+{
+    if (n <= s->cand_cap)
+        return;
+    size_t cap = s->cand_cap ? s->cand_cap : 256;
+    while (cap < n)
+        cap *= 2;
+    s->cand = realloc(s->cand, cap * sizeof *s->cand);
+    s->cand_d2 = realloc(s->cand_d2, cap * sizeof *s->cand_d2);
+    if (!s->cand || !s->cand_d2)
+        core_die("out of memory");
+    s->cand_cap = cap;
+}
+
+typedef struct enter_cand {
+    uint32_t slot;
+    float d2;
+} enter_cand;
+
+static int enter_cmp_ctx_less(const sim_shard *s, const enter_cand *a, const enter_cand *b)
+{
+    return closer(s, a->slot, a->d2, b->slot, b->d2);
+}
+
+/* Insertion sort: enters per tick are few. */
+static void sort_enters(const sim_shard *s, enter_cand *e, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        enter_cand v = e[i];
+        size_t j = i;
+        while (j > 0 && enter_cmp_ctx_less(s, &v, &e[j - 1])) {
+            e[j] = e[j - 1];
+            j--;
+        }
+        e[j] = v;
+    }
+}
+
+static core_buf *frames_for(sim_shard *s, uint16_t gw)
+{
+    core_buf *f = &s->frames[gw];
+    if (f->len == 0)
+        proto_bus_frames_begin(f, s->tick, s->index, &s->frames_count_at[gw]);
+    return f;
+}
+
+void sim_aoi_clear_client(sim_shard *s, sim_client *c)
+{
+    memset(c->known_id, 0, (size_t)s->cfg->aoi_max_entities * sizeof *c->known_id);
+    c->n_known = 0;
+    c->slot_hi = 0;
+}
+
+void sim_aoi_client(sim_shard *s, uint32_t ci)
+{
+    sim_client *c = &s->clients[ci];
+    const uint32_t self = c->slot;
+    const float px = s->x[self], py = s->y[self];
+    const size_t max = (size_t)s->cfg->aoi_max_entities;
+    const float r = (float)s->cfg->aoi_radius;
+
+    /* 1. candidates within the radius */
+    size_t n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    if (n > s->cand_cap) {
+        ensure_cand(s, n);
+        n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t e = s->cand[i];
+        if (!(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        float dx = s->x[e] - px, dy = s->y[e] - py;
+        float d2 = e == self ? -1.0f : dx * dx + dy * dy; /* self first, always */
+        if (d2 > s->aoi_r2)
+            continue;
+        s->cand[m] = e;
+        s->cand_d2[m] = d2;
+        m++;
+    }
+    /* 2. the budget: nearest first */
+    if (m > max) {
+        select_nearest(s, m, max);
+        core_counter_add(s->m_aoi_capped, 1);
+        m = max;
+    }
+    uint32_t mark = ++s->mark;
+    if (mark == 0) { /* wrapped: clear stale marks */
+        memset(s->stamp, 0, s->cap * sizeof *s->stamp);
+        memset(s->known_mark, 0, s->cap * sizeof *s->known_mark);
+        mark = s->mark = 1;
+    }
+    for (size_t i = 0; i < m; i++)
+        s->stamp[s->cand[i]] = mark;
+
+    core_buf *b = &s->scratch;
+    core_buf_reset(b);
+    core_buf_u32(b, s->tick);
+    core_buf_u32(b, c->last_seq);
+    core_buf_u8(b, c->reset ? PROTO_STATE_RESET : 0);
+    core_buf_u8(b, (uint8_t)s->index);
+    if (c->reset) {
+        sim_aoi_clear_client(s, c);
+        c->reset = false;
+    }
+
+    /* 3. leaves: view slots whose entity is gone or no longer selected */
+    uint32_t view_sl[1024];
+    uint16_t leaves[1024];
+    size_t n_leave = 0;
+    for (size_t k = 0; k < max; k++)
+        view_sl[k] = SIM_NONE;
+    for (uint16_t k = 0; k < c->slot_hi; k++) {
+        uint32_t id = c->known_id[k];
+        if (!id)
+            continue;
+        uint32_t sl = core_idmap_get(&s->ids, id);
+        if (sl == CORE_IDMAP_NONE || s->stamp[sl] != mark) {
+            leaves[n_leave++] = k;
+            c->known_id[k] = 0;
+            c->n_known--;
+            continue;
+        }
+        s->known_mark[sl] = mark;
+        view_sl[k] = sl;
+    }
+    core_buf_varint(b, n_leave);
+    for (size_t i = 0; i < n_leave; i++)
+        core_buf_varint(b, leaves[i]);
+    while (c->slot_hi > 0 && c->known_id[c->slot_hi - 1] == 0)
+        c->slot_hi--;
+
+    /* 4. enters: selected but not in the view, nearest first, within budget */
+    enter_cand enters[1024];
+    size_t n_new = 0;
+    for (size_t i = 0; i < m; i++)
+        if (s->known_mark[s->cand[i]] != mark)
+            enters[n_new++] = (enter_cand){s->cand[i], s->cand_d2[i]};
+    sort_enters(s, enters, n_new);
+    size_t budget = (size_t)s->cfg->aoi_max_bytes, used = 0, n_enter = 0;
+    uint16_t enter_slots[1024];
+    uint16_t free_k = 0;
+    for (size_t i = 0; i < n_new; i++) {
+        uint32_t e = enters[i].slot;
+        size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+        while (free_k < max && c->known_id[free_k])
+            free_k++;
+        if (free_k >= max)
+            break;
+        size_t cost = core_varint_len(free_k) + 4 + 1 + 8 + 1 + nl;
+        if (used + cost > budget && e != self)
+            break;
+        used += cost;
+        c->known_id[free_k] = s->id[e];
+        c->known_x[free_k] = quant(s->x[e]);
+        c->known_y[free_k] = quant(s->y[e]);
+        c->n_known++;
+        view_sl[free_k] = SIM_NONE; /* no delta this tick */
+        enter_slots[n_enter++] = free_k;
+        if (free_k >= c->slot_hi)
+            c->slot_hi = (uint16_t)(free_k + 1);
+        free_k++;
+    }
+    core_buf_varint(b, n_enter);
+    for (size_t i = 0; i < n_enter; i++) {
+        uint16_t k = enter_slots[i];
+        uint32_t e = core_idmap_get(&s->ids, c->known_id[k]);
+        size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+        core_buf_varint(b, k);
+        core_buf_u32(b, s->id[e]);
+        core_buf_u8(b, s->kind[e]);
+        core_buf_i32(b, c->known_x[k]);
+        core_buf_i32(b, c->known_y[k]);
+        core_buf_u8(b, (uint8_t)nl);
+        core_buf_append(b, s->name[e], nl);
+    }
+
+    /* 5. deltas for known entities whose quantized position changed */
+    uint16_t hi = 0;
+    for (uint16_t k = 0; k < c->slot_hi; k++) {
+        uint32_t sl = view_sl[k];
+        if (sl == SIM_NONE || !c->known_id[k])
+            continue;
+        if (quant(s->x[sl]) != c->known_x[k] || quant(s->y[sl]) != c->known_y[k])
+            hi = (uint16_t)(k + 1);
+    }
+    core_buf_varint(b, hi);
+    size_t mask_at = b->len;
+    size_t mask_len = ((size_t)hi + 7) / 8;
+    memset(core_buf_reserve(b, mask_len), 0, mask_len);
+    b->len += mask_len;
+    for (uint16_t k = 0; k < hi; k++) {
+        uint32_t sl = view_sl[k];
+        if (sl == SIM_NONE || !c->known_id[k])
+            continue;
+        int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]);
+        int32_t dx = qx - c->known_x[k], dy = qy - c->known_y[k];
+        if (dx == 0 && dy == 0)
+            continue;
+        b->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));
+        if (dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
+            core_buf_u8(b, (uint8_t)(int8_t)dx);
+            core_buf_u8(b, (uint8_t)(int8_t)dy);
+        } else {
+            core_buf_u8(b, 0x80);
+            core_buf_i32(b, qx);
+            core_buf_i32(b, qy);
+        }
+        c->known_x[k] = qx;
+        c->known_y[k] = qy;
+    }
+
+    /* 6. one frame: reliable records first, then STATE */
+    core_buf *f = frames_for(s, c->gw_id);
+    uint8_t flags = c->reliable.len ? PROTO_FRAME_RELIABLE : 0;
+    size_t len_at =
+        proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);
+    core_buf_append(f, c->reliable.data, c->reliable.len);
+    core_buf_reset(&c->reliable);
+    proto_record_begin(f, PROTO_S_STATE, b->len);
+    core_buf_append(f, b->data, b->len);
+    proto_bus_frames_item_end(f, len_at);
+}

@@ -1,0 +1,175 @@
+/* sim_ecs.c - entity slots, ids and client records of a shard. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_log.h"
+#include "sim_int.h"
+
+#define GROW(arr, ncap)                                                                            \
+    do {                                                                                           \
+        void *p_ = realloc((arr), (size_t)(ncap) * sizeof *(arr));                                 \
+        if (!p_)                                                                                   \
+            core_die("out of memory");                                                             \
+        (arr) = p_;                                                                                \
+    } while (0)
+
+static void grow_slots(sim_shard *s)
+{
+    uint32_t ncap = s->cap ? s->cap * 2 : 1024;
+    GROW(s->id, ncap);
+    GROW(s->x, ncap);
+    GROW(s->y, ncap);
+    GROW(s->dir_x, ncap);
+    GROW(s->dir_y, ncap);
+    GROW(s->speed, ncap);
+    GROW(s->kind, ncap);
+    GROW(s->flags, ncap);
+    GROW(s->ghost_src, ncap);
+    GROW(s->ghost_stamp, ncap);
+    GROW(s->client, ncap);
+    GROW(s->wander_tick, ncap);
+    GROW(s->name, ncap);
+    GROW(s->free_slots, ncap);
+    GROW(s->stamp, ncap);
+    GROW(s->known_mark, ncap);
+    for (uint32_t i = s->cap; i < ncap; i++) {
+        s->flags[i] = 0;
+        s->stamp[i] = 0;
+        s->known_mark[i] = 0;
+    }
+    s->cap = ncap;
+}
+
+uint32_t sim_slot_alloc(sim_shard *s)
+{
+    uint32_t slot;
+    if (s->n_free > 0) {
+        slot = s->free_slots[--s->n_free];
+    } else {
+        if (s->n_used == s->cap)
+            grow_slots(s);
+        slot = s->n_used++;
+    }
+    s->id[slot] = 0;
+    s->x[slot] = s->y[slot] = 0;
+    s->dir_x[slot] = s->dir_y[slot] = 0;
+    s->speed[slot] = 0;
+    s->kind[slot] = PROTO_KIND_NPC;
+    s->flags[slot] = SIM_F_ALIVE;
+    s->ghost_src[slot] = 0;
+    s->ghost_stamp[slot] = 0;
+    s->client[slot] = SIM_NONE;
+    s->wander_tick[slot] = 0;
+    s->name[slot][0] = 0;
+    return slot;
+}
+
+void sim_slot_release(sim_shard *s, uint32_t slot)
+{
+    if (s->id[slot])
+        core_idmap_del(&s->ids, s->id[slot]);
+    sim_entity_unplace(s, slot);
+    s->flags[slot] = 0;
+    s->id[slot] = 0;
+    s->client[slot] = SIM_NONE;
+    s->free_slots[s->n_free++] = slot;
+}
+
+uint32_t sim_entity_new_id(sim_shard *s)
+{
+    /* 26-bit counter and the 6-bit shard index: unique in the world
+     * without coordination, and deterministic. */
+    uint32_t c = ++s->next_counter;
+    if (c >= (1u << 26))
+        core_die("shard %u ran out of entity ids", s->index);
+    return (c << 6) | s->index;
+}
+
+void sim_entity_place(sim_shard *s, uint32_t slot)
+{
+    spatial_grid_insert(s->aoi_grid, slot, s->x[slot], s->y[slot]);
+    spatial_grid_insert(s->col_grid, slot, s->x[slot], s->y[slot]);
+}
+
+void sim_entity_unplace(sim_shard *s, uint32_t slot)
+{
+    spatial_grid_remove(s->aoi_grid, slot);
+    spatial_grid_remove(s->col_grid, slot);
+}
+
+uint32_t sim_client_alloc(sim_shard *s)
+{
+    uint32_t ci;
+    if (s->n_free_clients > 0) {
+        ci = s->free_clients[--s->n_free_clients];
+    } else {
+        if (s->n_clients_cap == UINT32_MAX / 2)
+            core_die("too many clients");
+        uint32_t ocap = s->n_clients_cap, ncap = ocap ? ocap * 2 : 64;
+        GROW(s->clients, ncap);
+        GROW(s->free_clients, ncap);
+        memset(s->clients + ocap, 0, (ncap - ocap) * sizeof *s->clients);
+        /* hand out low indexes first */
+        for (uint32_t i = ncap; i > ocap; i--)
+            s->free_clients[s->n_free_clients++] = i - 1;
+        s->n_clients_cap = ncap;
+        ci = s->free_clients[--s->n_free_clients];
+    }
+    sim_client *c = &s->clients[ci];
+    core_buf keep = c->reliable;
+    uint32_t *kid = c->known_id;
+    int32_t *kx = c->known_x, *ky = c->known_y;
+    memset(c, 0, sizeof *c);
+    c->reliable = keep;
+    core_buf_reset(&c->reliable);
+    size_t n = (size_t)s->cfg->aoi_max_entities;
+    if (!kid) {
+        kid = calloc(n, sizeof *kid);
+        kx = calloc(n, sizeof *kx);
+        ky = calloc(n, sizeof *ky);
+        if (!kid || !kx || !ky)
+            core_die("out of memory");
+    } else {
+        memset(kid, 0, n * sizeof *kid);
+    }
+    c->known_id = kid;
+    c->known_x = kx;
+    c->known_y = ky;
+    c->next_gseq = 1;
+    c->err_tokens = SIM_ERRORS_PER_S;
+    s->n_clients++;
+    return ci;
+}
+
+void sim_client_release(sim_shard *s, uint32_t ci)
+{
+    sim_client *c = &s->clients[ci];
+    if (c->session_id)
+        core_idmap_del(&s->sessions, c->session_id);
+    c->session_id = 0;
+    c->slot = SIM_NONE;
+    s->free_clients[s->n_free_clients++] = ci;
+    s->n_clients--;
+}
+
+void sim_count_reject(sim_shard *s, proto_err code)
+{
+    if ((unsigned)code < PROTO_ERR_COUNT)
+        core_counter_add(s->m_rejects[code], 1);
+    s->stats.inputs_rejected++;
+}
+
+void sim_client_reject(sim_shard *s, uint32_t ci, proto_err code, const char *reason)
+{
+    sim_count_reject(s, code);
+    sim_client *c = &s->clients[ci];
+    uint32_t hz = (uint32_t)s->cfg->tick_hz;
+    if (s->tick - c->err_refill_tick >= hz) {
+        c->err_refill_tick = s->tick;
+        c->err_tokens = SIM_ERRORS_PER_S;
+    }
+    if (c->err_tokens <= 0)
+        return;
+    c->err_tokens--;
+    proto_write_error(&c->reliable, code, reason);
+}

@@ -1,0 +1,255 @@
+/* sim_input.c - the command queue: joins, leaves and inputs from the
+ * gateway, applied in a deterministic order (entity id, then gateway
+ * sequence, then client sequence) with the shard's stateful validation:
+ * sequence replay, inputs per tick, and re-checked values. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core_log.h"
+#include "sim_int.h"
+
+static void send_route(sim_shard *s, const sim_client *c)
+{
+    core_buf_reset(&s->msg);
+    proto_route rt = {c->session_id, s->id[c->slot], s->index};
+    proto_bus_route_write(&s->msg, &rt);
+    bus_send(s->bus, BUS_EP_GW(c->gw_id), s->msg.data, s->msg.len);
+}
+
+static void write_welcome(sim_shard *s, sim_client *c)
+{
+    const spatial_cellmap *m = s->cells;
+    proto_welcome w = {
+        .version = PROTO_VERSION,
+        .entity_id = s->id[c->slot],
+        .tick = s->tick,
+        .tick_hz = (uint16_t)s->cfg->tick_hz,
+        .world_w = m->world_w,
+        .world_h = m->world_h,
+        .cell_size = m->cell_size,
+        .n_shards = m->n_shards,
+        .aoi_radius = (float)s->cfg->aoi_radius,
+        .entity_radius = (float)s->cfg->entity_radius,
+        .player_speed = (float)s->cfg->player_speed,
+        .cells_x = m->cells_x,
+        .cells_y = m->cells_y,
+        .owners = m->owner,
+        .n_obstacles = s->map ? s->map->n_obstacles : 0,
+    };
+    proto_write_welcome(&c->reliable, &w, s->map ? s->map->obstacles : NULL);
+    c->welcomed = true;
+}
+
+void sim_join(sim_shard *s, const proto_join *j)
+{
+    if (j->session_id == 0 || core_idmap_get(&s->sessions, j->session_id) != CORE_IDMAP_NONE)
+        return;
+    if (j->gw_id >= BUS_MAX_GWS)
+        return;
+    uint32_t slot = sim_slot_alloc(s);
+    uint32_t id = sim_entity_new_id(s);
+    s->id[slot] = id;
+    core_idmap_put(&s->ids, id, slot);
+    float x = isfinite(j->x) ? j->x : 0.0f, y = isfinite(j->y) ? j->y : 0.0f;
+    sim_push_out_of_obstacles(s, &x, &y);
+    s->x[slot] = x;
+    s->y[slot] = y;
+    s->kind[slot] = PROTO_KIND_PLAYER;
+    s->speed[slot] = (float)s->cfg->player_speed;
+    memcpy(s->name[slot], j->name, sizeof s->name[slot]);
+    s->name[slot][PROTO_NAME_MAX] = 0;
+    sim_entity_place(s, slot);
+    s->n_owned++;
+
+    uint32_t ci = sim_client_alloc(s);
+    sim_client *c = &s->clients[ci];
+    c->session_id = j->session_id;
+    c->gw_id = j->gw_id;
+    c->account_id = j->account_id;
+    c->slot = slot;
+    c->err_refill_tick = s->tick;
+    s->client[slot] = ci;
+    core_idmap_put(&s->sessions, j->session_id, ci);
+    write_welcome(s, c);
+    send_route(s, c);
+    core_log_ids ids = {.session = j->session_id, .entity = id, .shard = s->index};
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", s->name[slot], x, y);
+}
+
+/* Removes a client and its entity. */
+static void drop_client(sim_shard *s, uint32_t ci)
+{
+    sim_client *c = &s->clients[ci];
+    uint32_t slot = c->slot;
+    if (slot != SIM_NONE) {
+        sim_slot_release(s, slot);
+        s->n_owned--;
+    }
+    sim_client_release(s, ci);
+}
+
+void sim_leave(sim_shard *s, const proto_leave *l)
+{
+    uint32_t ci = core_idmap_get(&s->sessions, l->session_id);
+    if (ci != CORE_IDMAP_NONE) {
+        core_log_ids ids = {.session = l->session_id, .shard = s->index};
+        core_log(CORE_LOG_INFO, "sim", &ids, "player left");
+        drop_client(s, ci);
+        return;
+    }
+    int to = sim_forward_lookup(s, l->session_id);
+    if (to >= 0) {
+        core_buf_reset(&s->msg);
+        proto_bus_leave_write(&s->msg, l);
+        bus_send(s->bus, BUS_EP_SHARD(to), s->msg.data, s->msg.len);
+    }
+}
+
+void sim_inputs_collect(sim_shard *s, core_rd *r, uint32_t count)
+{
+    for (uint32_t i = 0; i < count; i++) {
+        proto_bus_input in;
+        if (proto_bus_input_read(r, &in) != 0)
+            return;
+        uint32_t ci = core_idmap_get(&s->sessions, in.session_id);
+        if (ci == CORE_IDMAP_NONE) {
+            int to = sim_forward_lookup(s, in.session_id);
+            if (to >= 0) {
+                /* handed off: pass it on, it keeps its gseq */
+                size_t at;
+                core_buf_reset(&s->msg);
+                proto_bus_inputs_begin(&s->msg, &at);
+                proto_bus_inputs_add(&s->msg, at, &in);
+                bus_send(s->bus, BUS_EP_SHARD(to), s->msg.data, s->msg.len);
+            } else {
+                sim_count_reject(s, PROTO_ERR_NOT_IN_WORLD);
+            }
+            continue;
+        }
+        if (s->n_cmds == s->cmds_cap) {
+            s->cmds_cap = s->cmds_cap ? s->cmds_cap * 2 : 1024;
+            s->cmds = realloc(s->cmds, s->cmds_cap * sizeof *s->cmds);
+            if (!s->cmds)
+                core_die("out of memory");
+        }
+        s->cmds[s->n_cmds++] =
+            (sim_cmd){s->id[s->clients[ci].slot], ci, in.gseq, in.in.seq, in.in.dir_x, in.in.dir_y};
+    }
+}
+
+static int cmd_cmp(const void *a, const void *b)
+{
+    const sim_cmd *x = a, *y = b;
+    if (x->entity_id != y->entity_id)
+        return x->entity_id < y->entity_id ? -1 : 1;
+    if (x->gseq != y->gseq)
+        return x->gseq < y->gseq ? -1 : 1;
+    if (x->seq != y->seq)
+        return x->seq < y->seq ? -1 : 1;
+    return 0;
+}
+
+static void apply_one(sim_shard *s, uint32_t ci, uint32_t seq, float dx, float dy)
+{
+    sim_client *c = &s->clients[ci];
+    if (!isfinite(dx) || !isfinite(dy)) {
+        sim_client_reject(s, ci, PROTO_ERR_NOT_FINITE, "heading is not a finite number");
+        return;
+    }
+    if (dx * dx + dy * dy > 1.002001f) {
+        sim_client_reject(s, ci, PROTO_ERR_OUT_OF_RANGE, "heading longer than 1");
+        return;
+    }
+    if (++c->inputs_this_tick > (uint32_t)s->cfg->max_inputs_per_tick) {
+        sim_client_reject(s, ci, PROTO_ERR_TOO_MANY_INPUTS, "too many inputs in one tick");
+        return;
+    }
+    if (seq <= c->last_seq) {
+        sim_client_reject(s, ci, PROTO_ERR_STALE_SEQ, "input sequence not above the last");
+        return;
+    }
+    c->last_seq = seq;
+    s->dir_x[c->slot] = dx;
+    s->dir_y[c->slot] = dy;
+    s->stats.inputs_applied++;
+    core_counter_add(s->m_inputs_applied, 1);
+}
+
+static void drain_pending(sim_shard *s, uint32_t ci)
+{
+    sim_client *c = &s->clients[ci];
+    while (c->n_pending && c->pending[0].gseq == c->next_gseq) {
+        apply_one(s, ci, c->pending[0].seq, c->pending[0].dir_x, c->pending[0].dir_y);
+        c->next_gseq++;
+        memmove(c->pending, c->pending + 1, --c->n_pending * sizeof *c->pending);
+    }
+    if (!c->n_pending)
+        c->gap_ticks = 0;
+}
+
+/* Holds a sequenced input until every earlier gseq has been applied. */
+static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
+{
+    sim_client *c = &s->clients[ci];
+    if (cmd->gseq < c->next_gseq) {
+        s->stats.inputs_duplicate++;
+        return;
+    }
+    uint32_t k = c->n_pending;
+    for (uint32_t i = 0; i < c->n_pending; i++) {
+        if (c->pending[i].gseq == cmd->gseq) {
+            s->stats.inputs_duplicate++;
+            return;
+        }
+        if (c->pending[i].gseq > cmd->gseq) {
+            k = i;
+            break;
+        }
+    }
+    if (c->n_pending == SIM_PENDING_MAX) {
+        /* a gap this long will not fill: give up on it */
+        s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
+        c->next_gseq = c->pending[0].gseq;
+        c->gap_ticks = 0;
+        drain_pending(s, ci);
+        if (cmd->gseq < c->next_gseq) {
+            s->stats.inputs_duplicate++;
+            return;
+        }
+        for (k = 0; k < c->n_pending && c->pending[k].gseq < cmd->gseq; k++) {
+        }
+    }
+    memmove(c->pending + k + 1, c->pending + k, (c->n_pending - k) * sizeof *c->pending);
+    c->pending[k] = (sim_pending){cmd->gseq, cmd->seq, cmd->dir_x, cmd->dir_y};
+    c->n_pending++;
+}
+
+void sim_inputs_apply(sim_shard *s)
+{
+    if (s->n_cmds > 1)
+        qsort(s->cmds, s->n_cmds, sizeof *s->cmds, cmd_cmp);
+    for (uint32_t i = 0; i < s->n_cmds; i++) {
+        const sim_cmd *cmd = &s->cmds[i];
+        if (cmd->gseq == 0) {
+            apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
+            continue;
+        }
+        hold(s, cmd->client, cmd);
+        drain_pending(s, cmd->client);
+    }
+    s->n_cmds = 0;
+    /* gaps that persist are skipped so one lost message cannot freeze a
+     * player; with the in-process bus this never happens */
+    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+        sim_client *c = &s->clients[ci];
+        if (!c->session_id || !c->n_pending)
+            continue;
+        if (++c->gap_ticks > SIM_GAP_TICKS) {
+            s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
+            c->next_gseq = c->pending[0].gseq;
+            c->gap_ticks = 0;
+            drain_pending(s, ci);
+        }
+    }
+}

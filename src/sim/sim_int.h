@@ -1,0 +1,194 @@
+/* sim_int.h - a shard's private state, shared by the sim_*.c files.
+ *
+ * Entities live in slot-indexed structure-of-arrays (hot movement data
+ * together: x, y, dir_x, dir_y), found from their global id through an id
+ * map. Ghosts (read-only copies of a neighbour's border entities) occupy
+ * slots too, flagged SIM_F_GHOST, so the area of interest and collision
+ * see across shard borders without special cases. Player-only data lives
+ * in a client record (sim_client) referenced by client[slot]. */
+#ifndef SIM_INT_H
+#define SIM_INT_H
+#include <stdbool.h>
+
+#include "core_buf.h"
+#include "core_idmap.h"
+#include "core_rng.h"
+#include "sim.h"
+
+#define SIM_NONE UINT32_MAX
+#define SIM_PENDING_MAX 32    /* out-of-order inputs held per client */
+#define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
+#define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
+#define SIM_ERRORS_PER_S 4
+
+enum {
+    SIM_F_ALIVE = 1,
+    SIM_F_GHOST = 2, /* owned by ghost_src; never simulated here */
+};
+
+typedef struct sim_pending {
+    uint32_t gseq, seq;
+    float dir_x, dir_y;
+} sim_pending;
+
+typedef struct sim_client {
+    uint32_t session_id;
+    uint16_t gw_id;
+    uint32_t account_id;
+    uint32_t slot;      /* the player's entity slot */
+    uint32_t last_seq;  /* highest applied client input seq (the ack) */
+    uint32_t next_gseq; /* next gateway sequence expected */
+    uint32_t gap_ticks; /* ticks a gseq gap has been waiting */
+    uint32_t n_pending; /* held inputs, sorted by gseq */
+    sim_pending pending[SIM_PENDING_MAX];
+    uint32_t inputs_this_tick;
+    int err_tokens; /* ERROR notices left this second */
+    uint32_t err_refill_tick;
+    bool welcomed;     /* WELCOME has been sent */
+    bool reset;        /* next STATE carries the RESET flag */
+    core_buf reliable; /* records to send in this tick's frame */
+    /* area of interest: the slot table as the client has it */
+    uint16_t slot_hi; /* highest used view slot + 1 */
+    uint16_t n_known;
+    uint32_t *known_id; /* [aoi_max_entities], 0 = free view slot */
+    int32_t *known_x;   /* last position sent, 1/16 units */
+    int32_t *known_y;
+} sim_client;
+
+typedef struct sim_cmd {
+    uint32_t entity_id;
+    uint32_t client;
+    uint32_t gseq, seq;
+    float dir_x, dir_y;
+} sim_cmd;
+
+typedef struct sim_forward {
+    uint32_t session_id;
+    uint16_t shard;
+    uint32_t expire_tick;
+} sim_forward;
+
+struct sim_shard {
+    const core_config *cfg;
+    const spatial_cellmap *cells;
+    const sim_map *map;
+    bus *bus;
+    uint16_t index;
+    uint32_t tick;
+    float dt;     /* seconds per tick */
+    float aoi_r2; /* aoi_radius squared */
+
+    /* entities (structure of arrays, cap slots) */
+    uint32_t cap;
+    uint32_t n_used;      /* slots [0, n_used) have been handed out */
+    uint32_t *free_slots; /* stack of released slots */
+    uint32_t n_free;
+    uint32_t *id;
+    float *x, *y;          /* units */
+    float *dir_x, *dir_y;  /* heading, |dir| <= 1 */
+    float *speed;          /* units per second at |dir| = 1 */
+    uint8_t *kind;         /* PROTO_KIND_* */
+    uint8_t *flags;        /* SIM_F_* */
+    uint8_t *ghost_src;    /* ghosts: owning shard */
+    uint32_t *ghost_stamp; /* ghosts: tick of the last update */
+    uint32_t *client;      /* players: index into clients, else SIM_NONE */
+    uint32_t *wander_tick; /* NPCs: tick of the next heading change */
+    char (*name)[PROTO_NAME_MAX + 1];
+    core_idmap ids;        /* entity id -> slot */
+    uint32_t next_counter; /* entity ids: counter << 6 | shard index */
+    uint32_t n_owned, n_ghosts;
+
+    spatial_grid *aoi_grid; /* bucket aoi_radius / 2 */
+    spatial_grid *col_grid; /* bucket 4 * entity_radius */
+    /* static obstacles bucketed on a coarse grid for collision */
+    uint32_t obs_nx, obs_ny;
+    float obs_bucket;
+    uint32_t *obs_start; /* obs_nx * obs_ny + 1 offsets into obs_list */
+    uint16_t *obs_list;
+
+    core_rng rng;
+
+    /* clients */
+    sim_client *clients;
+    uint32_t n_clients_cap;
+    uint32_t *free_clients;
+    uint32_t n_free_clients;
+    uint32_t n_clients;
+    core_idmap sessions; /* session id -> client index */
+
+    /* sessions handed to another shard: forward their inputs and leaves */
+    core_idmap forward; /* session id -> index into fwd */
+    sim_forward *fwd;
+    uint32_t n_fwd, fwd_cap;
+
+    uint32_t ghost_tick[BUS_MAX_SHARDS]; /* last ghost batch applied per source */
+    /* shard-to-shard messages of the current tick or later (the sender ran
+     * ahead of us): applied at our next tick, so a handoff always takes
+     * effect at a tick boundary and an entity never moves twice a tick */
+    core_buf deferred; /* u32 len, bytes, repeated */
+    core_buf deferred_next;
+
+    /* per-tick scratch */
+    sim_cmd *cmds;
+    uint32_t n_cmds, cmds_cap;
+    uint32_t *cand; /* AOI candidates */
+    float *cand_d2;
+    size_t cand_cap;
+    uint32_t *stamp;      /* per slot: mark of the client being processed */
+    uint32_t *known_mark; /* per slot: mark when already in the client's view */
+    uint32_t mark;
+    core_buf scratch;             /* one STATE body */
+    core_buf frames[BUS_MAX_GWS]; /* one FRAMES message per gateway */
+    size_t frames_count_at[BUS_MAX_GWS];
+    core_buf out[BUS_MAX_SHARDS]; /* HANDOFF/GHOSTS/INPUTS to other shards */
+    core_buf msg;                 /* small messages */
+
+    /* statistics */
+    sim_stats stats;
+
+    /* metrics (never NULL) */
+    core_histogram *m_tick;
+    core_gauge *m_entities, *m_ghosts, *m_clients;
+    core_counter *m_handoffs_out, *m_handoffs_in;
+    core_counter *m_rejects[PROTO_ERR_COUNT];
+    core_counter *m_aoi_capped;
+    core_counter *m_inputs_applied;
+};
+
+/* sim_ecs.c */
+uint32_t sim_slot_alloc(sim_shard *s);
+void sim_slot_release(sim_shard *s, uint32_t slot);
+uint32_t sim_entity_new_id(sim_shard *s);
+uint32_t sim_client_alloc(sim_shard *s);
+void sim_client_release(sim_shard *s, uint32_t ci);
+/* Queues an ERROR record for a client (rate-limited) and counts it. */
+void sim_client_reject(sim_shard *s, uint32_t ci, proto_err code, const char *reason);
+void sim_count_reject(sim_shard *s, proto_err code);
+void sim_entity_place(sim_shard *s, uint32_t slot);   /* insert into grids */
+void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from grids */
+
+/* sim_move.c */
+void sim_npc_wander(sim_shard *s);
+void sim_move(sim_shard *s);
+void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y);
+int sim_obstacles_index(sim_shard *s);
+
+/* sim_aoi.c */
+void sim_aoi_client(sim_shard *s, uint32_t ci);
+void sim_aoi_clear_client(sim_shard *s, sim_client *c);
+
+/* sim_border.c */
+void sim_handoffs_send(sim_shard *s);
+void sim_ghosts_send(sim_shard *s);
+void sim_handoff_recv(sim_shard *s, core_rd *r);
+void sim_ghosts_recv(sim_shard *s, core_rd *r);
+int sim_forward_lookup(sim_shard *s, uint32_t session_id);
+void sim_forward_add(sim_shard *s, uint32_t session_id, uint16_t shard);
+void sim_forward_expire(sim_shard *s);
+
+/* sim_input.c */
+void sim_inputs_collect(sim_shard *s, core_rd *r, uint32_t count);
+void sim_inputs_apply(sim_shard *s);
+void sim_join(sim_shard *s, const proto_join *j);
+void sim_leave(sim_shard *s, const proto_leave *l);
+#endif

@@ -1,0 +1,356 @@
+/* browser.test.mjs - end-to-end test of the web client in Debian's chromium,
+ * driven by playwright-core (never downloads a browser).
+ *
+ *   node tests/browser/browser.test.mjs http://127.0.0.1:PORT
+ *
+ * Environment: CHROMIUM (default /usr/bin/chromium), TESSERA_SCREENSHOT
+ * (default build/browser-screenshot.png under the repo), EXPECT_SHARDS
+ * (checked against WELCOME's n_shards when set), TEST_TIMEOUT_MS (60000).
+ * Prints one line per check and `N passed, N failed` last; exits 1 on any
+ * failure or when the whole run exceeds the time limit. */
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, "../..");
+const baseUrl = (process.argv[2] || process.env.TESSERA_URL || "").replace(/\/+$/, "");
+if (!baseUrl) {
+  console.error("usage: node browser.test.mjs http://127.0.0.1:PORT");
+  process.exit(2);
+}
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const SHOT = path.resolve(repo, process.env.TESSERA_SCREENSHOT || "build/browser-screenshot.png");
+const EXPECT_SHARDS = process.env.EXPECT_SHARDS ? Number(process.env.EXPECT_SHARDS) : null;
+const LIMIT_MS = Number(process.env.TEST_TIMEOUT_MS || 60000);
+const HOLD_MS = 1500;
+
+const started = Date.now();
+let passed = 0;
+let failed = 0;
+let context = null;
+let userDataDir = null;
+
+function ok(name, detail = "") {
+  passed++;
+  console.log(`ok   ${name}${detail ? ` (${detail})` : ""}`);
+}
+function fail(name, detail) {
+  failed++;
+  console.log(`FAIL ${name}: ${detail}`);
+}
+function check(name, cond, detail) {
+  if (cond) ok(name, detail);
+  else fail(name, detail);
+  return cond;
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+
+async function cleanup() {
+  if (context) {
+    const c = context;
+    context = null;
+    await Promise.race([c.close().catch(() => {}), sleep(5000)]);
+  }
+  if (userDataDir) fs.rmSync(userDataDir, { recursive: true, force: true });
+}
+
+const watchdog = setTimeout(async () => {
+  fail("time limit", `the test did not finish within ${LIMIT_MS / 1000} s`);
+  console.log(`${passed} passed, ${failed} failed`);
+  await cleanup();
+  process.exit(1);
+}, LIMIT_MS);
+
+/* Picks a movement key whose straight path of `dist` units from (x, y) is
+ * clear of obstacles and world edges: `prefer` if it is clear, else the
+ * one with the most clearance. */
+function clearDirection(w, x, y, dist, prefer = null) {
+  const dirs = [
+    ["d", 1, 0],
+    ["s", 0, 1],
+    ["a", -1, 0],
+    ["w", 0, -1],
+  ];
+  const margin = w.entityRadius + 3;
+  let best = null;
+  for (const [key, dx, dy] of dirs) {
+    const ex = x + dx * dist;
+    const ey = y + dy * dist;
+    if (ex < margin || ey < margin || ex > w.worldW - margin || ey > w.worldH - margin) continue;
+    let clearance = Infinity;
+    for (const o of w.obstacles) {
+      // distance from the obstacle's centre to the segment
+      const t = Math.max(0, Math.min(1, ((o.x - x) * dx + (o.y - y) * dy) / dist));
+      const d = Math.hypot(o.x - (x + dx * dist * t), o.y - (y + dy * dist * t)) - o.r - margin;
+      clearance = Math.min(clearance, d);
+    }
+    if (clearance <= 0) continue;
+    if (key === prefer) return { key, dx, dy, clearance };
+    if (!best || clearance > best.clearance) best = { key, dx, dy, clearance };
+  }
+  return best;
+}
+
+async function main() {
+  userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), "tessera-chromium-"));
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+    viewport: { width: 1280, height: 800 },
+    timeout: 20000,
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(10000);
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(`pageerror: ${e.message}`));
+  page.on("console", (m) => {
+    if (m.type() === "error" || m.type() === "warning") pageErrors.push(`console.${m.type()}: ${m.text()}`);
+  });
+  page.on("requestfailed", (r) => {
+    if (!r.url().includes("/ws")) pageErrors.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  console.log(`chromium ${context.browser()?.version() ?? ""} ${CHROMIUM}, server ${baseUrl}`);
+
+  // 1. The page and its login form.
+  const resp = await page.goto(baseUrl + "/", { waitUntil: "load" });
+  check("page loads", resp && resp.status() === 200, `HTTP ${resp && resp.status()}`);
+  await page.waitForSelector("#login", { state: "visible" });
+  const hasApi = await page.waitForFunction(() => !!window.tessera && !!window.tessera.client).then(() => true, () => false);
+  check("app module loaded (window.tessera)", hasApi, "");
+
+  // 2. A refused login shows the server's reason (bad password length is a 400).
+  const username = `web_${process.pid % 100000}_${Math.floor(Math.random() * 1e4)}`;
+  const password = "browser-test-pw";
+
+  // 3. Log in through the form.
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await page.click("#login-button");
+  const loggedIn = await page
+    .waitForSelector("#login", { state: "hidden", timeout: 10000 })
+    .then(() => true, async () => `form still shown: ${await page.textContent("#login-error")}`);
+  if (!check("login through the form", loggedIn === true, loggedIn === true ? username : loggedIn)) return;
+
+  // 4. WELCOME and the first state.
+  const gotWelcome = await page
+    .waitForFunction(() => !!window.tessera.welcome, null, { timeout: 10000 })
+    .then(() => true, () => false);
+  const status = await page.evaluate(() => window.tessera.client.status);
+  if (!check("WELCOME received", gotWelcome, `client status ${status}`)) return;
+  const w = await page.evaluate(() => {
+    const w = window.tessera.welcome;
+    return { ...w, owners: [...w.owners], obstacles: w.obstacles };
+  });
+  check(
+    "WELCOME fields are sane",
+    w.version === 1 && w.tickHz > 0 && w.worldW > 0 && w.worldH > 0 && w.cellSize > 0 &&
+      w.cellsX * w.cellsY === w.owners.length && w.cellsX * w.cellSize >= w.worldW &&
+      w.cellsY * w.cellSize >= w.worldH && w.owners.every((o) => o < w.nShards) &&
+      w.aoiRadius > 0 && w.playerSpeed > 0 && (EXPECT_SHARDS === null || w.nShards === EXPECT_SHARDS),
+    `entity ${w.entityId}, world ${w.worldW}x${w.worldH}, ${w.cellsX}x${w.cellsY} cells of ${w.cellSize}, ` +
+      `${w.nShards} shards, ${w.obstacles.length} obstacles, aoi ${w.aoiRadius}, speed ${w.playerSpeed}, ${w.tickHz} Hz`
+  );
+  const gotState = await page
+    .waitForFunction(() => window.tessera.lastState && window.tessera.lastState.self, null, { timeout: 5000 })
+    .then(() => true, () => false);
+  if (!check("first STATE holds self", gotState, "")) return;
+  const first = await page.evaluate(() => {
+    const s = window.tessera.lastState;
+    return { tick: s.tick, self: s.self, n: s.entities.size, shard: s.shard };
+  });
+  check(
+    "self is a named player inside the world",
+    first.self.kind === 0 && first.self.name === username && first.self.x >= 0 && first.self.y >= 0 &&
+      first.self.x < w.worldW && first.self.y < w.worldH && first.shard < w.nShards,
+    `${first.self.name} at (${first.self.x.toFixed(2)}, ${first.self.y.toFixed(2)}), shard ${first.shard}, ${first.n} entities`
+  );
+  // Ticks advance at about tick_hz.
+  const t0 = await page.evaluate(() => window.tessera.lastState.tick);
+  await sleep(500);
+  const t1 = await page.evaluate(() => window.tessera.lastState.tick);
+  const expectTicks = (w.tickHz * 500) / 1000;
+  check("STATE arrives every tick", t1 - t0 >= expectTicks * 0.6 && t1 - t0 <= expectTicks * 1.6,
+    `${t1 - t0} ticks in 0.5 s`);
+
+  // 5. Movement: hold a key along a clear path.
+  const before = await page.evaluate(() => window.tessera.lastState.self);
+  const expected = (w.playerSpeed * HOLD_MS) / 1000;
+  const dir = clearDirection(w, before.x, before.y, expected * 1.4);
+  if (!dir) {
+    fail("movement", `no direction clear of obstacles from (${before.x}, ${before.y})`);
+  } else {
+    const held0 = Date.now();
+    await page.keyboard.down(dir.key);
+    await sleep(HOLD_MS);
+    await page.keyboard.up(dir.key);
+    const heldMs = Date.now() - held0;
+    await sleep(400); // the stop INPUT is applied and the next STATEs arrive
+    const after = await page.evaluate(() => window.tessera.lastState.self);
+    const along = (after.x - before.x) * dir.dx + (after.y - before.y) * dir.dy;
+    const across = Math.abs((after.x - before.x) * dir.dy - (after.y - before.y) * dir.dx);
+    const want = (w.playerSpeed * heldMs) / 1000;
+    check(
+      `holding '${dir.key}' moves self the right way`,
+      along >= want * 0.6 && along <= want * 1.3 && across <= want * 0.1,
+      `moved ${along.toFixed(2)} along, ${across.toFixed(2)} across in ${heldMs} ms; ` +
+        `expected about ${want.toFixed(1)} at ${w.playerSpeed} u/s`
+    );
+    await sleep(300);
+    const still = await page.evaluate(() => window.tessera.lastState.self);
+    check("self stops when the key is released",
+      Math.hypot(still.x - after.x, still.y - after.y) < 0.5,
+      `drift ${Math.hypot(still.x - after.x, still.y - after.y).toFixed(3)} in 0.3 s`);
+    const ack = await page.evaluate(() => ({
+      ackSeq: window.tessera.lastState.ackSeq,
+      sent: window.tessera.client.stats.inputsSent,
+      latency: window.tessera.client.stats.ackLatencyMs,
+    }));
+    check("inputs are acknowledged", ack.ackSeq > 0 && ack.ackSeq <= ack.sent && ack.latency !== null &&
+      ack.latency < 1000, `ack_seq ${ack.ackSeq} of ${ack.sent} sent, ack latency ${ack.latency?.toFixed(0)} ms`);
+  }
+
+  // 6. At least one NPC in view. NPCs are spread over the whole world, so
+  // with few of them the area of interest may be empty at first: wait a
+  // little, then walk along clear paths (up to ~12 s) until one shows up.
+  const npcsInView = () =>
+    page.evaluate(() => [...window.tessera.lastState.entities.values()].filter((e) => e.kind === 1).length);
+  let npc = await page
+    .waitForFunction(
+      () => [...window.tessera.lastState.entities.values()].filter((e) => e.kind === 1).length,
+      null,
+      { timeout: 2000, polling: 100 }
+    )
+    .then((h) => h.jsonValue(), () => 0);
+  let walked = 0;
+  let lastKey = null;
+  const searchUntil = Date.now() + 12000;
+  while (!npc && Date.now() < searchUntil) {
+    const me = await page.evaluate(() => window.tessera.lastState.self);
+    const d = clearDirection(w, me.x, me.y, w.playerSpeed * 1.2, lastKey);
+    if (!d) break;
+    lastKey = d.key;
+    await page.keyboard.down(d.key);
+    const until = Date.now() + 1000;
+    while (!npc && Date.now() < until) {
+      await sleep(100);
+      npc = await npcsInView();
+    }
+    await page.keyboard.up(d.key);
+    walked++;
+  }
+  if (walked) await sleep(300);
+  const counts = await page.evaluate(() => {
+    const s = window.tessera.lastState;
+    const v = [...s.entities.values()];
+    const self = s.self;
+    const far = v.filter((e) => Math.hypot(e.x - self.x, e.y - self.y) > window.tessera.welcome.aoiRadius + 1);
+    return { npcs: v.filter((e) => e.kind === 1).length, players: v.filter((e) => e.kind === 0).length, far: far.length };
+  });
+  check("at least one NPC in view", npc > 0,
+    `${counts.npcs} NPCs, ${counts.players} players${walked ? `, after walking ${walked} s` : ""}`);
+  check("entities in view are within the AOI radius", counts.far === 0, `${counts.far} beyond aoi_radius`);
+
+  // 7. The status bar and ping.
+  const rtt = await page
+    .waitForFunction(() => window.tessera.client.stats.rttMs, null, { timeout: 5000 })
+    .then((h) => h.jsonValue(), () => null);
+  check("ping RTT measured", rtt !== null && rtt >= 0 && rtt < 1000, `${rtt?.toFixed(1)} ms`);
+  await sleep(250);
+  const bar = await page.evaluate(() => ({
+    conn: document.getElementById("st-conn").textContent,
+    tick: document.getElementById("st-tick").textContent,
+    shard: document.getElementById("st-shard").textContent,
+    count: document.getElementById("st-count").textContent,
+    rtt: document.getElementById("st-rtt").textContent,
+    ack: document.getElementById("st-ack").textContent,
+    visible: !document.getElementById("statusbar").hidden,
+  }));
+  check("status bar shows the session", bar.visible && bar.conn === "open" && /^\d+$/.test(bar.tick) &&
+    /^\d+$/.test(bar.shard) && /^\d+$/.test(bar.count) && /ms$/.test(bar.rtt),
+    `${bar.conn} tick ${bar.tick} shard ${bar.shard} in view ${bar.count} ping ${bar.rtt} ack ${bar.ack}`);
+
+  // 8. The canvas is drawn (not blank).
+  await sleep(100);
+  const px = await page.evaluate(() => {
+    const c = document.getElementById("view");
+    const ctx = c.getContext("2d");
+    const img = ctx.getImageData(0, 0, c.width, c.height).data;
+    const colours = new Set();
+    let nonBg = 0;
+    let samples = 0;
+    const bg = [img[0], img[1], img[2]];
+    let self = 0;
+    for (let y = 0; y < c.height; y += 3) {
+      for (let x = 0; x < c.width; x += 3) {
+        const i = (y * c.width + x) * 4;
+        samples++;
+        colours.add((img[i] << 16) | (img[i + 1] << 8) | img[i + 2]);
+        if (Math.abs(img[i] - bg[0]) + Math.abs(img[i + 1] - bg[1]) + Math.abs(img[i + 2] - bg[2]) > 12) nonBg++;
+        if (img[i] === 0xff && img[i + 1] === 0xd1 && img[i + 2] === 0x66) self++; // self colour
+      }
+    }
+    return { w: c.width, h: c.height, colours: colours.size, nonBg, samples, self };
+  });
+  check("canvas is not blank", px.w > 0 && px.colours >= 8 && px.nonBg > px.samples * 0.005 && px.self > 0,
+    `${px.w}x${px.h}, ${px.colours} colours, ${((100 * px.nonBg) / px.samples).toFixed(1)}% drawn, ${px.self} self-coloured samples`);
+
+  // 9. Screenshot.
+  fs.mkdirSync(path.dirname(SHOT), { recursive: true });
+  await page.screenshot({ path: SHOT });
+  check("screenshot saved", fs.existsSync(SHOT) && fs.statSync(SHOT).size > 1000, SHOT);
+
+  // 10. Automatic reconnect after the connection drops.
+  const oldEntity = w.entityId;
+  await page.evaluate(() => {
+    window.__statuses = [];
+    window.tessera.client.on("status", (s) => window.__statuses.push(s.status));
+    window.tessera.client._ws.close(4000, "test drop"); // as if the network failed
+  });
+  const back = await page
+    .waitForFunction(
+      () => window.__statuses.includes("reconnecting") && window.tessera.client.status === "open" &&
+        window.tessera.welcome && window.tessera.lastState && window.tessera.lastState.self &&
+        window.tessera.lastState.receivedAt > performance.now() - 500,
+      null,
+      { timeout: 10000 }
+    )
+    .then(() => true, () => false);
+  const rs = await page.evaluate(() => ({
+    statuses: window.__statuses.join(" > "),
+    entity: window.tessera.welcome && window.tessera.welcome.entityId,
+    self: window.tessera.lastState && window.tessera.lastState.self,
+  }));
+  check("reconnects automatically after a drop", back && rs.self && rs.self.name === username,
+    `${rs.statuses}; entity ${oldEntity} -> ${rs.entity}`);
+
+  // 11. Nothing went wrong on the way.
+  const st = await page.evaluate(() => window.tessera.client.stats);
+  check("no protocol errors or anomalies", st.protocolErrors === 0 && st.anomalies === 0,
+    `${st.statesReceived} states, ${st.bytesReceived} bytes, ${st.anomalies} anomalies, ${st.protocolErrors} protocol errors`);
+  check("no page errors or console warnings", pageErrors.length === 0, pageErrors.slice(0, 5).join(" | ") || "none");
+}
+
+try {
+  await main();
+} catch (e) {
+  fail("unexpected exception", (e && e.stack) || e);
+}
+await cleanup();
+clearTimeout(watchdog);
+console.log(`browser test took ${elapsed()}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
