@@ -114,7 +114,10 @@ void gw_conn_update_events(gw *g, gw_conn *c)
     if (c->state == GW_CONN_DEAD)
         return;
     uint32_t want = 0;
-    if (c->state != GW_CONN_LOGIN_WAIT && !c->is_close_after_flush)
+    /* No reading while a login is out, after a final answer, or while a
+     * pipelining client leaves a backlog of HTTP answers unread. */
+    bool http_full = c->state == GW_CONN_HTTP && c->out.len > GW_HTTP_OUT_MAX;
+    if (c->state != GW_CONN_LOGIN_WAIT && !c->is_close_after_flush && !http_full)
         want |= EPOLLIN;
     if (c->out.len > 0)
         want |= EPOLLOUT;
@@ -227,6 +230,11 @@ static void after_drain(gw *g, gw_conn *c)
         if (c->out.cap > GW_SHRINK_BYTES)
             core_buf_free(&c->out);
     }
+    if (c->state == GW_CONN_HTTP && c->in.len > 0 && c->out.len <= GW_HTTP_OUT_MAX &&
+        !(c->ev_mask & EPOLLIN)) {
+        gw_conn_process_buffered(g, c); /* requests held back by the backlog */
+        return;
+    }
     gw_conn_update_events(g, c);
 }
 
@@ -294,6 +302,11 @@ void gw_conn_flush(gw *g, gw_conn *c)
 /* Appends a control frame (ping, pong) to out. */
 static void send_control(gw *g, gw_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
+    if (c->out.len + len + 2 > (size_t)g->cfg.send_buffer_bytes) {
+        /* A peer that pings without reading the pongs. */
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
+        return;
+    }
     uint8_t h[10];
     core_buf_append(&c->out, h, gw_ws_frame_header(h, opcode, len));
     core_buf_append(&c->out, payload, len);
@@ -557,7 +570,8 @@ static size_t ws_process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
 static size_t process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
 {
     size_t off = 0;
-    while (off < len && c->state == GW_CONN_HTTP && !c->is_close_after_flush) {
+    while (off < len && c->state == GW_CONN_HTTP && !c->is_close_after_flush &&
+           c->out.len <= GW_HTTP_OUT_MAX) {
         size_t used = gw_routes_process(g, c, buf + off, len - off);
         if (used == 0)
             break; /* an incomplete request */

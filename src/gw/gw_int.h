@@ -41,6 +41,7 @@
 #define GW_ERRORS_PER_S 4        /* ERROR records sent per second per connection */
 #define GW_DROPS_TOTAL_MAX 1000  /* rate-limited records before the connection is closed */
 #define GW_SHRINK_BYTES 16384    /* drained buffers above this capacity are freed */
+#define GW_HTTP_OUT_MAX (256 * 1024) /* unread HTTP answers above this pause request handling */
 
 typedef enum gw_conn_state {
     GW_CONN_HTTP = 0,   /* reading request heads */

@@ -337,7 +337,56 @@ async function main() {
   check("reconnects automatically after a drop", back && rs.self && rs.self.name === username,
     `${rs.statuses}; entity ${oldEntity} -> ${rs.entity}`);
 
-  // 11. Nothing went wrong on the way.
+  // 11. After the token is refused twice (a browser only sees a close before
+  // open), the client logs in again by itself and gets back in.
+  const relogin = await page.evaluate(async () => {
+    const c = window.tessera.client;
+    const statuses = [];
+    const off = c.on("status", (s) => statuses.push(s.relogin ? `${s.status}(relogin)` : s.status));
+    const oldToken = c.token;
+    c.token = "not-a-valid-token";
+    c._ws.close(4000, "test drop");
+    const t0 = performance.now();
+    while (performance.now() - t0 < 12000) {
+      await new Promise((r) => setTimeout(r, 100));
+      if (c.status === "open" && c.token !== "not-a-valid-token" && c.lastState &&
+          c.lastState.receivedAt > performance.now() - 300) break;
+    }
+    off();
+    return { statuses: statuses.join(" > "), status: c.status, newToken: c.token !== oldToken &&
+      c.token !== "not-a-valid-token", ms: Math.round(performance.now() - t0) };
+  });
+  check("re-logs in when the token is refused", relogin.status === "open" && relogin.newToken &&
+    relogin.statuses.includes("(relogin)"), `${relogin.statuses} in ${relogin.ms} ms`);
+
+  // 12. The server answers a refused INPUT with an ERROR record and keeps
+  // the session (section 5): out of range, then NaN.
+  const errs = await page.evaluate(async () => {
+    const c = window.tessera.client;
+    const got = [];
+    const off = c.on("error", (e) => got.push(e));
+    const send = (seq, dx, dy) => {
+      const b = new DataView(new ArrayBuffer(14));
+      b.setUint8(0, 1);
+      b.setUint8(1, 12);
+      b.setUint32(2, seq, true);
+      b.setFloat32(6, dx, true);
+      b.setFloat32(10, dy, true);
+      c._ws.send(b.buffer);
+    };
+    send(0x7fffff00, 2, 0);
+    send(0x7fffff01, NaN, 0);
+    const t0 = performance.now();
+    while (got.length < 2 && performance.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 50));
+    off();
+    return { got, status: c.status, protocol: c._ws && c._ws.protocol };
+  });
+  const codes = errs.got.map((e) => `${e.code}:${e.name}`).join(", ");
+  check("refused INPUTs come back as ERROR records", codes === "4:out_of_range, 3:not_finite" &&
+    errs.status === "open", `${codes || "no ERROR"}; session ${errs.status}`);
+  check("server echoes the subprotocol", errs.protocol === "tessera.v1", `"${errs.protocol}"`);
+
+  // 13. Nothing went wrong on the way.
   const st = await page.evaluate(() => window.tessera.client.stats);
   check("no protocol errors or anomalies", st.protocolErrors === 0 && st.anomalies === 0,
     `${st.statesReceived} states, ${st.bytesReceived} bytes, ${st.anomalies} anomalies, ${st.protocolErrors} protocol errors`);
