@@ -231,6 +231,8 @@ function draw(t) {
     ctx.fillText(v.name || `#${v.id}`, px, py - r - 4);
   }
 
+  drawMinimap(w, camX, camY);
+
   if (client.status !== "open") {
     ctx.fillStyle = "rgba(0, 0, 0, 0.45)";
     ctx.fillRect(0, 0, cssW, cssH);
@@ -240,6 +242,72 @@ function draw(t) {
     ctx.fillStyle = COLORS.self;
     ctx.fillText(statusText(), cssW / 2, usableH / 2 - 60);
   }
+}
+
+/* The whole world in the top-right corner: cells tinted by shard, shard
+ * borders, obstacles, and where the player is. The static part is drawn
+ * once per WELCOME. */
+const MINIMAP = 180;
+let minimap = null; // {canvas, welcome}
+function buildMinimap(w) {
+  const c = document.createElement("canvas");
+  const k = MINIMAP / Math.max(w.worldW, w.worldH);
+  const dpr = window.devicePixelRatio || 1;
+  c.width = Math.ceil(w.worldW * k * dpr);
+  c.height = Math.ceil(w.worldH * k * dpr);
+  const g = c.getContext("2d");
+  g.scale(dpr, dpr);
+  const cs = w.cellSize * k;
+  for (let cy = 0; cy < w.cellsY; cy++) {
+    for (let cx = 0; cx < w.cellsX; cx++) {
+      g.fillStyle = shardColor(w.owners[cy * w.cellsX + cx], 0.3);
+      g.fillRect(cx * cs, cy * cs, cs, cs);
+    }
+  }
+  g.strokeStyle = "rgba(255, 255, 255, 0.7)";
+  g.lineWidth = 1;
+  g.beginPath();
+  for (let cy = 0; cy < w.cellsY; cy++) {
+    for (let cx = 0; cx < w.cellsX; cx++) {
+      const o = w.owners[cy * w.cellsX + cx];
+      if (cx + 1 < w.cellsX && o !== w.owners[cy * w.cellsX + cx + 1]) {
+        g.moveTo((cx + 1) * cs, cy * cs);
+        g.lineTo((cx + 1) * cs, (cy + 1) * cs);
+      }
+      if (cy + 1 < w.cellsY && o !== w.owners[(cy + 1) * w.cellsX + cx]) {
+        g.moveTo(cx * cs, (cy + 1) * cs);
+        g.lineTo((cx + 1) * cs, (cy + 1) * cs);
+      }
+    }
+  }
+  g.stroke();
+  g.fillStyle = "rgba(200, 210, 230, 0.55)";
+  for (const o of w.obstacles) {
+    g.beginPath();
+    g.arc(o.x * k, o.y * k, Math.max(0.8, o.r * k), 0, Math.PI * 2);
+    g.fill();
+  }
+  return { canvas: c, welcome: w, k, w: w.worldW * k, h: w.worldH * k };
+}
+
+function drawMinimap(w, camX, camY) {
+  if (!minimap || minimap.welcome !== w) minimap = buildMinimap(w);
+  const m = minimap;
+  const x0 = cssW - m.w - 12;
+  const y0 = 12;
+  ctx.fillStyle = "rgba(8, 10, 16, 0.75)";
+  ctx.fillRect(x0 - 4, y0 - 4, m.w + 8, m.h + 8);
+  ctx.drawImage(m.canvas, x0, y0, m.w, m.h);
+  ctx.strokeStyle = "rgba(255, 209, 102, 0.6)";
+  ctx.lineWidth = 1;
+  ctx.strokeRect(x0, y0, m.w, m.h);
+  ctx.beginPath();
+  ctx.arc(x0 + camX * m.k, y0 + camY * m.k, Math.max(3, w.aoiRadius * m.k), 0, Math.PI * 2);
+  ctx.stroke();
+  ctx.beginPath();
+  ctx.arc(x0 + camX * m.k, y0 + camY * m.k, 2.5, 0, Math.PI * 2);
+  ctx.fillStyle = COLORS.self;
+  ctx.fill();
 }
 
 function rank(v, selfId) {

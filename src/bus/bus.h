@@ -55,7 +55,7 @@ typedef struct bus_iter {
 } bus_iter;
 static inline bus_iter bus_iter_init(const bus_batch *bt)
 {
-    bus_iter it = {bt->data, bt->data + bt->len};
+    bus_iter it = {bt->data, bt->data ? bt->data + bt->len : bt->data};
     return it;
 }
 int bus_iter_next(bus_iter *it, const uint8_t **msg, size_t *len);

@@ -20,12 +20,12 @@
 
 enum {
     GW_AUTH_OK = 0,
-    GW_AUTH_E_INVALID = -1,   /* token malformed, bad signature, wrong alg, claims */
-    GW_AUTH_E_EXPIRED = -2,   /* exp in the past (beyond skew) */
+    GW_AUTH_E_INVALID = -1,     /* token malformed, bad signature, wrong alg, claims */
+    GW_AUTH_E_EXPIRED = -2,     /* exp in the past (beyond skew) */
     GW_AUTH_E_CREDENTIALS = -3, /* wrong password */
-    GW_AUTH_E_USERNAME = -4,  /* username not 3..24 of [A-Za-z0-9_-] */
-    GW_AUTH_E_PASSWORD = -5,  /* password not 6..128 bytes */
-    GW_AUTH_E_BUSY = -6,      /* login queue full */
+    GW_AUTH_E_USERNAME = -4,    /* username not 3..24 of [A-Za-z0-9_-] */
+    GW_AUTH_E_PASSWORD = -5,    /* password not 6..128 bytes */
+    GW_AUTH_E_BUSY = -6,        /* login queue full */
 };
 
 typedef struct gw_auth gw_auth;
@@ -61,7 +61,7 @@ typedef struct gw_login_result {
     int status;          /* GW_AUTH_OK or a GW_AUTH_E_* code */
     uint32_t account_id; /* on success */
     char username[33];
-    char token[1024];    /* on success: a fresh access token */
+    char token[1024]; /* on success: a fresh access token */
 } gw_login_result;
 
 /* Starts n_threads workers (>= 1). queue_cap bounds pending logins. */
@@ -80,6 +80,5 @@ int gw_login_fd(gw_login *l);
 size_t gw_login_poll(gw_login *l, gw_login_result *out, size_t max);
 
 /* Synchronous variant for tests and tools (runs argon2id on the caller). */
-int gw_login_run(gw_login *l, const char *username, const char *password,
-                 gw_login_result *out);
+int gw_login_run(gw_login *l, const char *username, const char *password, gw_login_result *out);
 #endif

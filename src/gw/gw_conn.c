@@ -56,9 +56,8 @@ static core_counter *close_counter(gw *g, uint16_t code)
                 snprintf(labels, sizeof labels, "code=\"other\"");
             else
                 snprintf(labels, sizeof labels, "code=\"%u\"", (unsigned)code);
-            g->c_closes[i] = core_metrics_counter(g->m, "tessera_ws_closes_total",
-                                                  "WebSocket sessions ended, by close code",
-                                                  labels);
+            g->c_closes[i] = core_metrics_counter(
+                g->m, "tessera_ws_closes_total", "WebSocket sessions ended, by close code", labels);
             g->close_codes[i] = i == n - 1 ? 0xffff : code;
             return g->c_closes[i];
         }
@@ -367,6 +366,14 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
         return;
     c->close_code = code;
     c->close_reason = reason;
+    /* Records the gateway owes the client (the ERRORs that explain this
+     * close, PONGs) go out before the close frame; stale state does not. */
+    if (c->extra.len) {
+        uint8_t h[10];
+        core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, c->extra.len));
+        core_buf_append(&c->out, c->extra.data, c->extra.len);
+        core_counter_add(g->c_msgs_out, 1);
+    }
     core_buf_reset(&c->pend);
     core_buf_reset(&c->extra);
     gw_ws_write_close(&c->out, code, reason);
@@ -399,8 +406,8 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims)
     float x = core_rng_unit(&g->rng) * (float)cm->world_w;
     float y = core_rng_unit(&g->rng) * (float)cm->world_h;
     c->route_shard = (uint16_t)spatial_cellmap_owner(cm, x, y);
-    proto_join j = {.session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id,
-                    .x = x, .y = y};
+    proto_join j = {
+        .session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id, .x = x, .y = y};
     snprintf(j.name, sizeof j.name, "%s", c->username);
     core_buf_reset(&g->tmp);
     proto_bus_join_write(&g->tmp, &j);
@@ -413,8 +420,9 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims)
     c->is_joined = true;
     g->n_sessions++;
     core_gauge_set(g->g_sessions, g->n_sessions);
-    core_log(CORE_LOG_INFO, "gw", &ids, "session opened: account=%u name=%s addr=%s spawn=%.1f,%.1f",
-             c->account_id, c->username, c->addr_str, (double)x, (double)y);
+    core_log(CORE_LOG_INFO, "gw", &ids,
+             "session opened: account=%u name=%s addr=%s spawn=%.1f,%.1f", c->account_id,
+             c->username, c->addr_str, (double)x, (double)y);
     return 0;
 }
 
@@ -449,15 +457,26 @@ static bool rate_take(gw *g, gw_conn *c)
         c->tokens -= 1.0;
         return true;
     }
+    /* Sustained abuse (protocol: "3x the rate for 2 s"): a 1 s window is
+     * hot when its drops exceed 2x the rate, i.e. records arrived at 3x
+     * the rate or more; a run of hot windows lasting GW_ABUSE_MS closes
+     * the connection. A single burst heats one window and is forgiven. */
+    uint32_t hot = 2u * (uint32_t)g->cfg.msgs_per_s;
     c->drops_total++;
-    if (g->now_ms - c->drops_window_ms >= 2000) {
+    if (g->now_ms - c->drops_window_ms >= 1000) {
+        bool was_hot = c->drops_window > hot && g->now_ms - c->drops_window_ms < 2000;
+        if (!was_hot)
+            c->abuse_since_ms = 0;
         c->drops_window_ms = g->now_ms;
         c->drops_window = 0;
     }
     c->drops_window++;
+    if (c->drops_window == hot + 1 && c->abuse_since_ms == 0)
+        c->abuse_since_ms = c->drops_window_ms;
     reject(g, c, PROTO_ERR_RATE_LIMITED);
-    if (c->state == GW_CONN_WS &&
-        (c->drops_total >= GW_DROPS_TOTAL_MAX || c->drops_window > 3u * (uint32_t)rate))
+    bool abused =
+        c->drops_window > hot && c->abuse_since_ms && g->now_ms - c->abuse_since_ms >= GW_ABUSE_MS;
+    if (c->state == GW_CONN_WS && (c->drops_total >= GW_DROPS_TOTAL_MAX || abused))
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "rate limit exceeded", true);
     return false;
 }
@@ -522,8 +541,8 @@ static void on_ws_event(gw *g, gw_conn *c, const gw_ws_event *ev)
             c->is_close_after_flush = true;
             gw_conn_touch(g, c);
         } else {
-            uint16_t code = ev->close_code == GW_WS_CLOSE_NO_STATUS ? GW_WS_CLOSE_NORMAL
-                                                                    : ev->close_code;
+            uint16_t code =
+                ev->close_code == GW_WS_CLOSE_NO_STATUS ? GW_WS_CLOSE_NORMAL : ev->close_code;
             gw_conn_ws_close(g, c, code, code == GW_WS_CLOSE_NORMAL ? "normal" : "", false);
         }
         break;

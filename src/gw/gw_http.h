@@ -9,17 +9,17 @@
 
 #include "core_buf.h"
 
-#define GW_HTTP_MAX_HEAD 8192  /* bytes of request line + headers + CRLFCRLF */
+#define GW_HTTP_MAX_HEAD 8192 /* bytes of request line + headers + CRLFCRLF */
 #define GW_HTTP_MAX_HEADERS 64
-#define GW_HTTP_MAX_BODY 4096  /* largest request body accepted */
+#define GW_HTTP_MAX_BODY 4096 /* largest request body accepted */
 
 enum {
-    GW_HTTP_OK = 1,         /* a complete head was parsed */
-    GW_HTTP_INCOMPLETE = 0, /* need more bytes (and len < GW_HTTP_MAX_HEAD) */
-    GW_HTTP_E_BAD = -400,   /* malformed: answer 400 and close */
-    GW_HTTP_E_TOO_LARGE = -431, /* head over GW_HTTP_MAX_HEAD or too many headers */
-    GW_HTTP_E_VERSION = -505,   /* not HTTP/1.0 or HTTP/1.1 */
-    GW_HTTP_E_NOT_IMPL = -501,  /* Transfer-Encoding (chunked bodies) not supported */
+    GW_HTTP_OK = 1,                  /* a complete head was parsed */
+    GW_HTTP_INCOMPLETE = 0,          /* need more bytes (and len < GW_HTTP_MAX_HEAD) */
+    GW_HTTP_E_BAD = -400,            /* malformed: answer 400 and close */
+    GW_HTTP_E_TOO_LARGE = -431,      /* head over GW_HTTP_MAX_HEAD or too many headers */
+    GW_HTTP_E_VERSION = -505,        /* not HTTP/1.0 or HTTP/1.1 */
+    GW_HTTP_E_NOT_IMPL = -501,       /* Transfer-Encoding (chunked bodies) not supported */
     GW_HTTP_E_BODY_TOO_LARGE = -413, /* Content-Length over GW_HTTP_MAX_BODY */
 };
 

@@ -34,13 +34,14 @@
 #define GW_SLOT_MASK ((1u << GW_SLOT_BITS) - 1)
 #define GW_GEN_MAX ((1u << (32 - GW_SLOT_BITS)) - 1)
 
-#define GW_SWEEP_MS 250          /* timer period: heartbeats, deadlines */
+#define GW_SWEEP_MS 250 /* timer period: heartbeats, deadlines */
 #define GW_HTTP_IN_CAP (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY) /* HTTP input bound, bytes */
-#define GW_WS_FRAME_OVERHEAD 14  /* largest client frame header (8-byte length + mask) */
-#define GW_EXTRA_MAX_AGE_MS 100  /* gateway records wait this long for a shard frame */
-#define GW_ERRORS_PER_S 4        /* ERROR records sent per second per connection */
-#define GW_DROPS_TOTAL_MAX 1000  /* rate-limited records before the connection is closed */
-#define GW_SHRINK_BYTES 16384    /* drained buffers above this capacity are freed */
+#define GW_WS_FRAME_OVERHEAD 14      /* largest client frame header (8-byte length + mask) */
+#define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait this long for a shard frame */
+#define GW_ERRORS_PER_S 4            /* ERROR records sent per second per connection */
+#define GW_DROPS_TOTAL_MAX 1000      /* rate-limited records before the connection is closed */
+#define GW_ABUSE_MS 2000             /* 3x the rate for this long closes the connection */
+#define GW_SHRINK_BYTES 16384        /* drained buffers above this capacity are freed */
 #define GW_HTTP_OUT_MAX (256 * 1024) /* unread HTTP answers above this pause request handling */
 
 typedef enum gw_conn_state {
@@ -53,46 +54,47 @@ typedef enum gw_conn_state {
 
 typedef struct gw_conn {
     int fd;
-    uint32_t id;          /* (gen << 20) | slot; also the WebSocket session id */
+    uint32_t id; /* (gen << 20) | slot; also the WebSocket session id */
     gw_conn_state state;
-    uint32_t ev_mask;     /* epoll events currently registered */
-    uint8_t addr[16];     /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
-    char addr_str[48];    /* printable peer address, for logs */
+    uint32_t ev_mask;  /* epoll events currently registered */
+    uint8_t addr[16];  /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
+    char addr_str[48]; /* printable peer address, for logs */
 
-    core_buf in;          /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
-    core_buf out;         /* committed bytes (HTTP, control and reliable WS frames) */
-    core_buf pend;        /* latest unsent STATE payload (records, no WS header) */
-    core_buf extra;       /* gateway-made records (PONG, ERROR) riding on the next message */
+    core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
+    core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
+    core_buf pend;           /* latest unsent STATE payload (records, no WS header) */
+    core_buf extra;          /* gateway-made records (PONG, ERROR) riding on the next message */
     uint64_t extra_since_ms; /* when extra became non-empty */
 
-    bool is_touched;       /* on g->touched for the end-of-round write */
-    bool is_flush_extra;   /* next flush sends extra even without a STATE */
+    bool is_touched;           /* on g->touched for the end-of-round write */
+    bool is_flush_extra;       /* next flush sends extra even without a STATE */
     bool is_close_after_flush; /* close the fd as soon as out drains */
-    bool is_ws_init;       /* ws parser initialised (needs freeing) */
-    bool is_joined;        /* JOIN sent and LEAVE not yet */
-    bool is_pinged;        /* a heartbeat ping went out since the last frame */
-    bool is_head;          /* current request is HEAD (respond without body) */
-    bool is_keep_alive;    /* current request keeps the connection */
+    bool is_ws_init;           /* ws parser initialised (needs freeing) */
+    bool is_joined;            /* JOIN sent and LEAVE not yet */
+    bool is_pinged;            /* a heartbeat ping went out since the last frame */
+    bool is_head;              /* current request is HEAD (respond without body) */
+    bool is_keep_alive;        /* current request keeps the connection */
 
-    uint64_t deadline_ms;  /* HTTP head/body deadline or close deadline; 0 = none */
-    uint64_t last_rx_ms;   /* last received WebSocket frame (or the upgrade) */
+    uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
+    uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
 
-    gw_ws_parser ws;       /* valid when is_ws_init */
-    uint16_t route_shard;  /* shard that owns the session's entity */
-    uint32_t entity_id;    /* 0 until ROUTE tells us */
+    gw_ws_parser ws;      /* valid when is_ws_init */
+    uint16_t route_shard; /* shard that owns the session's entity */
+    uint32_t entity_id;   /* 0 until ROUTE tells us */
     uint32_t account_id;
     char username[33];
 
-    double tokens;         /* message token bucket: records allowed now */
-    uint64_t tokens_ms;    /* last refill */
-    uint32_t drops_total;  /* records dropped by the rate limit, ever */
-    uint32_t drops_window; /* dropped in the current 2 s window */
-    uint64_t drops_window_ms;
-    uint32_t errors_window; /* ERROR records sent in the current 1 s window */
+    double tokens;            /* message token bucket: records allowed now */
+    uint64_t tokens_ms;       /* last refill */
+    uint32_t drops_total;     /* records dropped by the rate limit, ever */
+    uint32_t drops_window;    /* dropped in the current 1 s window */
+    uint64_t drops_window_ms; /* start of that window */
+    uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
+    uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
     uint64_t errors_window_ms;
 
-    uint16_t close_code;   /* the code that ended the session (logs, metrics) */
-    const char *close_reason; /* static text */
+    uint16_t close_code;       /* the code that ended the session (logs, metrics) */
+    const char *close_reason;  /* static text */
     struct gw_conn *next_dead; /* reap list link */
 } gw_conn;
 
@@ -117,46 +119,46 @@ struct gw {
 
     int ep_fd, listen_fd, timer_fd, stop_fd, bus_fd, login_fd;
     int port;
-    bool is_listening;  /* listener in epoll */
-    bool is_emfile;     /* paused by EMFILE/ENFILE: retry on the sweep */
+    bool is_listening; /* listener in epoll */
+    bool is_emfile;    /* paused by EMFILE/ENFILE: retry on the sweep */
     bool is_stopping;
-    uint64_t now_ms;    /* cached at the top of each round */
+    uint64_t now_ms; /* cached at the top of each round */
 
-    gw_conn **slots;         /* slot -> connection or NULL; n_slots entries */
-    uint32_t *gens;          /* slot -> current generation (1..GW_GEN_MAX) */
+    gw_conn **slots; /* slot -> connection or NULL; n_slots entries */
+    uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
     /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
      * stale id (a late shard frame, a login result) almost never meets
      * the same slot with a wrapped generation. */
-    uint32_t *free_slots;    /* ring of n_slots entries */
+    uint32_t *free_slots; /* ring of n_slots entries */
     uint32_t free_head, n_free;
     uint32_t n_slots, hi_slot; /* hi_slot: one past the highest slot ever used */
-    uint32_t n_conns;        /* open sockets */
-    uint32_t n_sessions;     /* joined WebSocket sessions */
+    uint32_t n_conns;          /* open sockets */
+    uint32_t n_sessions;       /* joined WebSocket sessions */
 
-    gw_addr_slot *addrs;     /* per-address counts, n_addrs (power of two) */
+    gw_addr_slot *addrs; /* per-address counts, n_addrs (power of two) */
     uint32_t n_addrs;
 
-    uint32_t *touched;       /* ids to write at the end of the round */
+    uint32_t *touched; /* ids to write at the end of the round */
     uint32_t n_touched, cap_touched;
-    gw_conn *dead;           /* reap list */
+    gw_conn *dead; /* reap list */
 
     core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
     size_t inputs_count_at[BUS_MAX_SHARDS];
-    uint64_t inputs_used;    /* bitmask of shards with a batch this round */
+    uint64_t inputs_used; /* bitmask of shards with a batch this round */
 
-    uint8_t *scratch;        /* read buffer, scratch_cap bytes */
+    uint8_t *scratch; /* read buffer, scratch_cap bytes */
     size_t scratch_cap;
-    core_buf tmp;            /* bus message / response building */
+    core_buf tmp; /* bus message / response building */
     char token_buf[GW_AUTH_TOKEN_MAX + 2];
     gw_login_result results[16];
 
     /* metrics */
     core_gauge *g_conns, *g_sessions;
-    core_counter *c_accepted, *c_accept_paused, *c_msgs_in, *c_msgs_out, *c_bytes_in,
-        *c_bytes_out, *c_state_replaced, *c_frames_unknown;
-    core_counter *c_http[600];            /* by status code, registered on first use */
+    core_counter *c_accepted, *c_accept_paused, *c_msgs_in, *c_msgs_out, *c_bytes_in, *c_bytes_out,
+        *c_state_replaced, *c_frames_unknown;
+    core_counter *c_http[600]; /* by status code, registered on first use */
     core_counter *c_rejected[PROTO_ERR_COUNT];
-    core_counter *c_closes[16];           /* by close code, see gw_close_counter */
+    core_counter *c_closes[16]; /* by close code, see gw_close_counter */
     uint16_t close_codes[16];
 };
 

@@ -29,8 +29,8 @@
 /* Queues a response to the current request. close: end the connection
  * after it (else the request's keep-alive decides). HEAD answers carry
  * the headers of the GET answer without its body. */
-static void respond(gw *g, gw_conn *c, int status, const char *ctype, const void *body,
-                    size_t blen, const char *extra, bool close)
+static void respond(gw *g, gw_conn *c, int status, const char *ctype, const void *body, size_t blen,
+                    const char *extra, bool close)
 {
     bool keep = c->is_keep_alive && !close;
     gw_http_respond(&c->out, status, ctype, body, blen, keep, extra);
@@ -50,8 +50,7 @@ static void respond_text(gw *g, gw_conn *c, int status, const char *text, bool c
 }
 
 /* Answers with obj serialised; takes ownership of obj. */
-static void respond_json(gw *g, gw_conn *c, int status, json_t *obj, const char *extra,
-                         bool close)
+static void respond_json(gw *g, gw_conn *c, int status, json_t *obj, const char *extra, bool close)
 {
     char *s = json_dumps(obj, JSON_COMPACT);
     json_decref(obj);
@@ -323,8 +322,7 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
     const gw_http_header *ver = gw_http_find(req, "Sec-WebSocket-Version");
     if (!ver || ver->value_len != 2 || memcmp(ver->value, "13", 2) != 0) {
         static const char msg[] = "unsupported WebSocket version\n";
-        respond(g, c, 426, TEXT_PLAIN, msg, sizeof msg - 1,
-                "Sec-WebSocket-Version: 13\r\n", true);
+        respond(g, c, 426, TEXT_PLAIN, msg, sizeof msg - 1, "Sec-WebSocket-Version: 13\r\n", true);
         return;
     }
     const gw_http_header *key = gw_http_find(req, "Sec-WebSocket-Key");

@@ -49,23 +49,22 @@ static void metrics_register(gw *g)
     g->g_sessions = core_metrics_gauge(m, "tessera_ws_sessions", "Open WebSocket sessions", NULL);
     g->c_accepted = core_metrics_counter(m, "tessera_connections_accepted_total",
                                          "Client sockets accepted", NULL);
-    g->c_accept_paused = core_metrics_counter(
-        m, "tessera_accept_paused_total",
-        "Times accepting stopped at the connection cap or the fd limit", NULL);
+    g->c_accept_paused =
+        core_metrics_counter(m, "tessera_accept_paused_total",
+                             "Times accepting stopped at the connection cap or the fd limit", NULL);
     g->c_msgs_in = core_metrics_counter(m, "tessera_ws_messages_in_total",
                                         "WebSocket data messages received", NULL);
     g->c_msgs_out = core_metrics_counter(m, "tessera_ws_messages_out_total",
                                          "WebSocket data messages sent", NULL);
-    g->c_bytes_in = core_metrics_counter(m, "tessera_bytes_in_total",
-                                         "Bytes read from client sockets", NULL);
-    g->c_bytes_out = core_metrics_counter(m, "tessera_bytes_out_total",
-                                          "Bytes written to client sockets", NULL);
-    g->c_state_replaced = core_metrics_counter(
-        m, "tessera_state_frames_replaced_total",
-        "Unsent STATE messages replaced by a newer one (latest wins)", NULL);
+    g->c_bytes_in =
+        core_metrics_counter(m, "tessera_bytes_in_total", "Bytes read from client sockets", NULL);
+    g->c_bytes_out =
+        core_metrics_counter(m, "tessera_bytes_out_total", "Bytes written to client sockets", NULL);
+    g->c_state_replaced =
+        core_metrics_counter(m, "tessera_state_frames_replaced_total",
+                             "Unsent STATE messages replaced by a newer one (latest wins)", NULL);
     g->c_frames_unknown = core_metrics_counter(m, "tessera_gw_frames_unknown_session_total",
-                                               "Shard frames for sessions no longer open",
-                                               NULL);
+                                               "Shard frames for sessions no longer open", NULL);
     for (int e = 1; e < PROTO_ERR_COUNT; e++) {
         char labels[64];
         snprintf(labels, sizeof labels, "reason=\"%s\"", proto_err_name((proto_err)e));
@@ -242,8 +241,7 @@ static void on_accept(gw *g)
         }
         struct sockaddr_storage ss;
         socklen_t slen = sizeof ss;
-        int fd = accept4(g->listen_fd, (struct sockaddr *)&ss, &slen,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(g->listen_fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK)
                 return;

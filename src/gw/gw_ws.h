@@ -29,8 +29,8 @@ enum {
     GW_WS_CLOSE_POLICY = 1008,
     GW_WS_CLOSE_TOO_BIG = 1009,
     GW_WS_CLOSE_INTERNAL = 1011,
-    GW_WS_CLOSE_MALFORMED = 4002,  /* Tessera: broken record framing */
-    GW_WS_CLOSE_HEARTBEAT = 4008,  /* Tessera: heartbeat timeout */
+    GW_WS_CLOSE_MALFORMED = 4002, /* Tessera: broken record framing */
+    GW_WS_CLOSE_HEARTBEAT = 4008, /* Tessera: heartbeat timeout */
 };
 
 typedef enum gw_ws_ev_type {
@@ -43,11 +43,11 @@ typedef enum gw_ws_ev_type {
 
 typedef struct gw_ws_event {
     gw_ws_ev_type type;
-    uint8_t opcode;        /* TEXT or BINARY for MESSAGE */
-    const uint8_t *data;   /* payload (unmasked); valid until the next call */
+    uint8_t opcode;      /* TEXT or BINARY for MESSAGE */
+    const uint8_t *data; /* payload (unmasked); valid until the next call */
     size_t len;
-    uint16_t close_code;   /* CLOSE: the peer's code; error: the code to send */
-    const char *reason;    /* error: static text for our close frame */
+    uint16_t close_code; /* CLOSE: the peer's code; error: the code to send */
+    const char *reason;  /* error: static text for our close frame */
 } gw_ws_event;
 
 typedef struct gw_ws_parser {

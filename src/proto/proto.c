@@ -198,7 +198,7 @@ int proto_view_apply(proto_view *v, const uint8_t *body, size_t len)
     v->shard = core_rd_u8(&r);
     if (!core_rd_ok(&r))
         return -1;
-    if (v->flags & PROTO_STATE_RESET)
+    if ((v->flags & PROTO_STATE_RESET) && v->slots)
         memset(v->slots, 0, v->n_slots * sizeof *v->slots);
     v->last_enters = v->last_leaves = v->last_updates = 0;
 
@@ -242,8 +242,9 @@ int proto_view_apply(proto_view *v, const uint8_t *body, size_t len)
             v->slots[s].y_q = core_rd_i32(&r);
         } else {
             int8_t dy = (int8_t)core_rd_u8(&r);
-            v->slots[s].x_q += dx;
-            v->slots[s].y_q += dy;
+            /* wrapping arithmetic: a hostile server cannot cause UB */
+            v->slots[s].x_q = (int32_t)((uint32_t)v->slots[s].x_q + (uint32_t)(int32_t)dx);
+            v->slots[s].y_q = (int32_t)((uint32_t)v->slots[s].y_q + (uint32_t)(int32_t)dy);
         }
         v->last_updates++;
     }

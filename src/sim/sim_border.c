@@ -252,6 +252,11 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
         }
         s->flags[slot] = SIM_F_ALIVE;
         s->kind[slot] = kind;
+        sim_clamp_world(s, &x, &y);
+        if (!isfinite(dx) || !isfinite(dy) || dx * dx + dy * dy > 1.002001f)
+            dx = dy = 0.0f;
+        if (!(speed >= 0.0f && speed <= 1000.0f))
+            speed = (float)s->cfg->player_speed;
         s->x[slot] = x;
         s->y[slot] = y;
         s->dir_x[slot] = dx;
@@ -350,6 +355,7 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
             s->n_ghosts++;
         }
         s->kind[slot] = kind;
+        sim_clamp_world(s, &x, &y);
         s->x[slot] = x;
         s->y[slot] = y;
         memcpy(s->name[slot], name, nl);

@@ -51,8 +51,8 @@ void sim_join(sim_shard *s, const proto_join *j)
     uint32_t id = sim_entity_new_id(s);
     s->id[slot] = id;
     core_idmap_put(&s->ids, id, slot);
-    float x = isfinite(j->x) ? j->x : 0.0f, y = isfinite(j->y) ? j->y : 0.0f;
-    sim_push_out_of_obstacles(s, &x, &y);
+    float x = j->x, y = j->y;
+    sim_push_out_of_obstacles(s, &x, &y); /* clamps into the world first */
     s->x[slot] = x;
     s->y[slot] = y;
     s->kind[slot] = PROTO_KIND_PLAYER;

@@ -171,6 +171,8 @@ void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from grids */
 void sim_npc_wander(sim_shard *s);
 void sim_move(sim_shard *s);
 void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y);
+/* Clamps a position from outside the shard into the world (NaN -> 0). */
+void sim_clamp_world(const sim_shard *s, float *x, float *y);
 int sim_obstacles_index(sim_shard *s);
 
 /* sim_aoi.c */

@@ -29,18 +29,24 @@ static inline void clamp_world(const sim_shard *s, float *x, float *y)
 {
     float r = (float)s->cfg->entity_radius;
     float w = (float)s->cells->world_w, h = (float)s->cells->world_h;
-    if (*x < r)
+    if (!(*x >= r)) /* also NaN */
         *x = r;
     if (*x > w - r)
         *x = w - r;
-    if (*y < r)
+    if (!(*y >= r))
         *y = r;
     if (*y > h - r)
         *y = h - r;
 }
 
+void sim_clamp_world(const sim_shard *s, float *x, float *y)
+{
+    clamp_world(s, x, y);
+}
+
 void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y)
 {
+    clamp_world(s, x, y);
     if (!s->obs_list)
         return;
     int bx = (int)(*x / s->obs_bucket), by = (int)(*y / s->obs_bucket);

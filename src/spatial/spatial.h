@@ -30,15 +30,11 @@ void spatial_cellmap_free(spatial_cellmap *m);
 /* Cell index of a point; points outside the world are clamped in. */
 static inline uint32_t spatial_cellmap_cell(const spatial_cellmap *m, float x, float y)
 {
-    int cx = (int)(x / m->cell_size), cy = (int)(y / m->cell_size);
-    if (cx < 0 || x != x)
-        cx = 0;
-    if (cy < 0 || y != y)
-        cy = 0;
-    if (cx >= m->cells_x)
-        cx = m->cells_x - 1;
-    if (cy >= m->cells_y)
-        cy = m->cells_y - 1;
+    /* total over all floats: NaN and out-of-range values clamp in before
+     * the conversion, so the cast can never overflow */
+    float fx = x / (float)m->cell_size, fy = y / (float)m->cell_size;
+    int cx = fx >= 0.0f ? (fx < (float)m->cells_x ? (int)fx : m->cells_x - 1) : 0;
+    int cy = fy >= 0.0f ? (fy < (float)m->cells_y ? (int)fy : m->cells_y - 1) : 0;
     return (uint32_t)cy * m->cells_x + (uint32_t)cx;
 }
 

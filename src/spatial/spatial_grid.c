@@ -72,16 +72,21 @@ static inline uint32_t clampi(int v, uint32_t n)
     return (uint32_t)v;
 }
 
+/* Bucket coordinate of v: NaN and out-of-range values clamp to the edge
+ * before the float-to-int conversion (which would overflow otherwise). */
+static inline uint32_t coord(float v, float inv, uint32_t n)
+{
+    float f = v * inv;
+    if (!(f >= 0.0f))
+        return 0;
+    if (f >= (float)n)
+        return n - 1;
+    return clampi((int)f, n);
+}
+
 static inline uint32_t bucket_of(const spatial_grid *g, float x, float y)
 {
-    /* NaN compares false everywhere and lands in bucket 0 via clampi. */
-    int bx = (x == x) ? (int)(x * g->inv_bucket) : 0;
-    int by = (y == y) ? (int)(y * g->inv_bucket) : 0;
-    if (x < 0)
-        bx = 0;
-    if (y < 0)
-        by = 0;
-    return clampi(by, g->ny) * g->nx + clampi(bx, g->nx);
+    return coord(y, g->inv_bucket, g->ny) * g->nx + coord(x, g->inv_bucket, g->nx);
 }
 
 static void link(spatial_grid *g, uint32_t item, uint32_t b)
@@ -134,12 +139,10 @@ void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y)
 static void range(const spatial_grid *g, float x, float y, float r, uint32_t *x0, uint32_t *x1,
                   uint32_t *y0, uint32_t *y1)
 {
-    float lx = (x - r) * g->inv_bucket, hx = (x + r) * g->inv_bucket;
-    float ly = (y - r) * g->inv_bucket, hy = (y + r) * g->inv_bucket;
-    *x0 = clampi(lx < 0 ? 0 : (int)lx, g->nx);
-    *x1 = clampi(hx < 0 ? 0 : (int)hx, g->nx);
-    *y0 = clampi(ly < 0 ? 0 : (int)ly, g->ny);
-    *y1 = clampi(hy < 0 ? 0 : (int)hy, g->ny);
+    *x0 = coord(x - r, g->inv_bucket, g->nx);
+    *x1 = coord(x + r, g->inv_bucket, g->nx);
+    *y0 = coord(y - r, g->inv_bucket, g->ny);
+    *y1 = coord(y + r, g->inv_bucket, g->ny);
 }
 
 void spatial_grid_query(const spatial_grid *g, float x, float y, float r, spatial_visit_fn fn,

@@ -124,9 +124,9 @@ static void test_config_precedence(void **state)
     static const char *const pass[] = {"print-config", NULL};
     unsigned seen = 0;
     assert_int_equal(core_config_load(&c, 4, argv, pass, &seen, err, sizeof err), 0);
-    assert_int_equal(c.port, 9000);             /* file */
-    assert_int_equal(c.npcs, 7);                /* environment beats file */
-    assert_true(c.aoi_radius == 90.0);          /* flag beats file */
+    assert_int_equal(c.port, 9000);    /* file */
+    assert_int_equal(c.npcs, 7);       /* environment beats file */
+    assert_true(c.aoi_radius == 90.0); /* flag beats file */
     assert_int_equal(seen, 1);
     unsetenv("TESSERA_NPCS");
     unlink(path);

@@ -4,8 +4,12 @@
  * frame counts as activity, so a client that answers pings, or one that
  * sends data but never pongs, stays.
  *
- * Server: --ping-interval-s 1 --ping-timeout-s 3. The three clients run
- * side by side over the same 5 s to keep the file short. */
+ * Also the close handshake: a peer that never answers our close frame is
+ * dropped after close_timeout_s.
+ *
+ * Server: --ping-interval-s 1 --ping-timeout-s 3 --close-timeout-s 1. The
+ * three heartbeat clients run side by side over the same 5 s to keep the
+ * file short. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,8 +26,17 @@ static ts_server g_srv;
 static int group_setup(void **state)
 {
     (void)state;
-    const char *args[] = {"--ping-interval-s", "1", "--ping-timeout-s", "3",
-                          "--shards", "2", "--npcs", "0", NULL};
+    const char *args[] = {"--ping-interval-s",
+                          "1",
+                          "--ping-timeout-s",
+                          "3",
+                          "--close-timeout-s",
+                          "1",
+                          "--shards",
+                          "2",
+                          "--npcs",
+                          "0",
+                          NULL};
     return ts_server_start(&g_srv, args);
 }
 
@@ -109,6 +122,39 @@ static void idle_clients_are_pinged_and_silent_ones_dropped(void **state)
     ts_ws_close(&talker);
 }
 
+static void peer_that_never_answers_close_is_dropped(void **state)
+{
+    (void)state;
+    ts_ws ws;
+    ts_game g;
+    join("mute", &ws, &g);
+    ws.auto_pong = false;
+    /* A text message makes the server close (1003); we read its close
+     * frame but never answer it. */
+    assert_int_equal(ts_ws_send_frame(&ws, true, 0, TS_WS_TEXT, "x", 1, true), 0);
+    uint64_t deadline = ts_now_ms() + 2000;
+    bool got_close = false;
+    while (!got_close && ts_now_ms() < deadline) {
+        bool fin;
+        uint8_t op;
+        const uint8_t *p;
+        size_t n;
+        if (ts_ws_recv_frame(&ws, 200, &fin, &op, &p, &n) != 0) {
+            assert_false(ws.is_eof);
+            continue;
+        }
+        got_close = op == TS_WS_CLOSE;
+    }
+    assert_true(got_close);
+    uint64_t t0 = ts_now_ms();
+    assert_int_equal(ts_wait_eof(ws.fd, 4000), 0);
+    uint64_t took = ts_now_ms() - t0;
+    fprintf(stderr, "unanswered close: dropped after %llu ms\n", (unsigned long long)took);
+    assert_true(took <= 2500);
+    ts_game_free(&g);
+    ts_ws_close(&ws);
+}
+
 static void server_healthy_after_heartbeat_drops(void **state)
 {
     (void)state;
@@ -122,6 +168,7 @@ int main(void)
     ts_watchdog(90);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idle_clients_are_pinged_and_silent_ones_dropped),
+        cmocka_unit_test(peer_that_never_answers_close_is_dropped),
         cmocka_unit_test(server_healthy_after_heartbeat_drops),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);

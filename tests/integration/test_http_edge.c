@@ -24,8 +24,8 @@ static int group_setup(void **state)
     static char web_root[512];
     const char *src = getenv("TESSERA_SOURCE_DIR");
     snprintf(web_root, sizeof web_root, "%s/web", src ? src : ".");
-    const char *args[] = {"--handshake-timeout-s", "1", "--shards", "2", "--npcs", "0",
-                          "--web-root", web_root, NULL};
+    const char *args[] = {
+        "--handshake-timeout-s", "1", "--shards", "2", "--npcs", "0", "--web-root", web_root, NULL};
     return ts_server_start(&g_srv, args);
 }
 
@@ -74,6 +74,16 @@ static void healthz_is_200_ok(void **state)
     ts_http_resp r;
     assert_int_equal(ts_http_request(g_srv.port, "GET", "/healthz", NULL, NULL, &r), 200);
     assert_true(strncmp(r.body, "ok", 2) == 0);
+    ts_http_resp_free(&r);
+}
+
+static void readyz_is_200_ready_once_shards_tick(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_server_wait_ready(&g_srv, 5000), 0);
+    ts_http_resp r;
+    assert_int_equal(ts_http_request(g_srv.port, "GET", "/readyz", NULL, NULL, &r), 200);
+    assert_true(strncmp(r.body, "ready", 5) == 0);
     ts_http_resp_free(&r);
 }
 
@@ -243,8 +253,7 @@ static void login_rejects_bad_input(void **state)
     expect_login_error("{\"password\": \"secret12\"}", 400, "bad_request");
     expect_login_error("{\"username\": \"alice_s\", \"password\": \"12345\"}", 400, "bad_request");
     expect_login_error("{\"username\": \"al\", \"password\": \"secret12\"}", 400, "bad_request");
-    expect_login_error("{\"username\": \"a b c\", \"password\": \"secret12\"}", 400,
-                       "bad_request");
+    expect_login_error("{\"username\": \"a b c\", \"password\": \"secret12\"}", 400, "bad_request");
     expect_login_error("{\"username\": 7, \"password\": \"secret12\"}", 400, "bad_request");
 }
 
@@ -376,6 +385,7 @@ int main(void)
     ts_watchdog(90);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(healthz_is_200_ok),
+        cmocka_unit_test(readyz_is_200_ready_once_shards_tick),
         cmocka_unit_test(metrics_is_prometheus_text),
         cmocka_unit_test(root_serves_index_html),
         cmocka_unit_test(missing_file_is_404),

@@ -11,20 +11,27 @@
 #include <stdint.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <math.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tclient.h"
+
+/* Known so that tests can forge tokens the server must refuse. */
+#define JWT_SECRET "integration-test-secret-0123456789abcdef"
 
 static ts_server g_srv;
 
 static int group_setup(void **state)
 {
     (void)state;
-    const char *args[] = {"--shards", "2", "--npcs", "0", NULL};
+    const char *args[] = {"--shards", "2", "--npcs", "0", "--jwt-secret", JWT_SECRET, NULL};
     return ts_server_start(&g_srv, args);
 }
 
@@ -115,6 +122,122 @@ static void upgrade_with_bad_token_is_401(void **state)
     o.token = NULL;
     o.bearer = token;
     assert_int_equal(ts_ws_open(&ws, g_srv.port, &o, NULL), 401);
+}
+
+/* base64url without padding. */
+static void b64url(const uint8_t *p, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = tab[(v >> 6) & 63];
+        if (i + 2 < n)
+            out[o++] = tab[v & 63];
+    }
+    out[o] = 0;
+}
+
+/* header.payload.signature, signed with HMAC(md, secret); md NULL leaves
+ * the signature empty (alg "none"). */
+static void forge_token(char *out, const char *header, const char *payload, const char *secret,
+                        const EVP_MD *md)
+{
+    char h[512], pl[1024];
+    b64url((const uint8_t *)header, strlen(header), h);
+    b64url((const uint8_t *)payload, strlen(payload), pl);
+    int n = snprintf(out, TS_TOKEN_MAX, "%s.%s.", h, pl);
+    if (md) {
+        uint8_t mac[EVP_MAX_MD_SIZE];
+        unsigned int mac_len = 0;
+        HMAC(md, secret, (int)strlen(secret), (const uint8_t *)out, (size_t)n - 1, mac, &mac_len);
+        b64url(mac, mac_len, out + n);
+    }
+}
+
+static void forged_tokens_are_401(void **state)
+{
+    (void)state;
+    /* A real account, whose id and name the forged claims reuse. */
+    char name[32], body[128];
+    ts_unique_name("forge", name, sizeof name);
+    snprintf(body, sizeof body, "{\"username\": \"%s\", \"password\": \"password1\"}", name);
+    ts_http_resp r;
+    assert_int_equal(ts_http_request(g_srv.port, "POST", "/api/login",
+                                     "Content-Type: application/json\r\n", body, &r),
+                     200);
+    json_t *j = json_loadb(r.body, r.body_len, 0, NULL);
+    assert_non_null(j);
+    json_int_t account = json_integer_value(json_object_get(j, "account_id"));
+    json_decref(j);
+    ts_http_resp_free(&r);
+    assert_true(account > 0);
+
+    long now = (long)time(NULL);
+    const char *hs256 = "{\"alg\":\"HS256\",\"typ\":\"JWT\"}";
+    char payload[512], token[TS_TOKEN_MAX];
+    ts_ws ws;
+    ts_ws_opts o = {.token = token};
+#define CLAIMS(iss, aud, iat, exp)                                                                 \
+    snprintf(payload, sizeof payload,                                                              \
+             "{\"sub\":\"%lld\",\"name\":\"%s\",\"iss\":\"%s\",\"aud\":\"%s\","                    \
+             "\"iat\":%ld,\"exp\":%ld}",                                                           \
+             (long long)account, name, iss, aud, (long)(iat), (long)(exp))
+
+    /* Control: our forging is right, so the refusals below are meaningful. */
+    CLAIMS("tessera", "tessera", now, now + 600);
+    forge_token(token, hs256, payload, JWT_SECRET, EVP_sha256());
+    assert_int_equal(ts_ws_open(&ws, g_srv.port, &o, NULL), 101);
+    ts_ws_close(&ws);
+
+    struct {
+        const char *what;
+        const char *header;
+        const char *secret;
+        const EVP_MD *md;
+        long iat, exp;
+        const char *iss, *aud;
+        const char *body_says; /* NULL: any reason */
+    } cases[] = {
+        {"expired", hs256, JWT_SECRET, EVP_sha256(), now - 7200, now - 3600, "tessera", "tessera",
+         "expired"},
+        {"other secret", hs256, "another-secret-0123456789abcdef012345", EVP_sha256(), now,
+         now + 600, "tessera", "tessera", NULL},
+        {"alg none", "{\"alg\":\"none\",\"typ\":\"JWT\"}", JWT_SECRET, NULL, now, now + 600,
+         "tessera", "tessera", NULL},
+        {"alg HS512", "{\"alg\":\"HS512\",\"typ\":\"JWT\"}", JWT_SECRET, EVP_sha512(), now,
+         now + 600, "tessera", "tessera", NULL},
+        {"wrong issuer", hs256, JWT_SECRET, EVP_sha256(), now, now + 600, "evil", "tessera", NULL},
+        {"wrong audience", hs256, JWT_SECRET, EVP_sha256(), now, now + 600, "tessera", "evil",
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        CLAIMS(cases[i].iss, cases[i].aud, cases[i].iat, cases[i].exp);
+        forge_token(token, cases[i].header, payload, cases[i].secret, cases[i].md);
+        int st = ts_ws_open(&ws, g_srv.port, &o, &r);
+        if (st != 401)
+            print_error("token %s: want 401, got %d\n", cases[i].what, st);
+        assert_int_equal(st, 401);
+        if (cases[i].body_says && !strstr(r.body, cases[i].body_says))
+            fail_msg("token %s: body \"%s\" does not say %s", cases[i].what, r.body,
+                     cases[i].body_says);
+        ts_http_resp_free(&r);
+    }
+    /* No exp claim at all. */
+    snprintf(payload, sizeof payload,
+             "{\"sub\":\"%lld\",\"name\":\"%s\",\"iss\":\"tessera\",\"aud\":\"tessera\","
+             "\"iat\":%ld}",
+             (long long)account, name, now);
+    forge_token(token, hs256, payload, JWT_SECRET, EVP_sha256());
+    assert_int_equal(ts_ws_open(&ws, g_srv.port, &o, NULL), 401);
+#undef CLAIMS
 }
 
 static void upgrade_with_bearer_header_is_accepted(void **state)
@@ -298,6 +421,28 @@ static void non_minimal_length_closes_1002(void **state)
     open_ws(&ws);
     ts_ws_send_raw(&ws, f, sizeof f);
     expect_close(&ws, 1002, "non-minimal length");
+}
+
+static void length_with_top_bit_closes_1002(void **state)
+{
+    (void)state;
+    /* 64-bit length with the most significant bit set (RFC 6455 5.2). */
+    uint8_t f[2 + 8 + 4] = {0x82, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0};
+    ts_ws ws;
+    open_ws(&ws);
+    ts_ws_send_raw(&ws, f, sizeof f);
+    expect_close(&ws, 1002, "64-bit length with top bit set");
+}
+
+static void huge_announced_length_closes_1009_at_once(void **state)
+{
+    (void)state;
+    /* 1 GiB announced; no payload follows: the header alone must do. */
+    uint8_t f[2 + 8 + 4] = {0x82, 0x80 | 127, 0, 0, 0, 0, 0x40, 0, 0, 0, 1, 2, 3, 4};
+    ts_ws ws;
+    open_ws(&ws);
+    ts_ws_send_raw(&ws, f, sizeof f);
+    expect_close(&ws, 1009, "1 GiB frame header");
 }
 
 static void text_message_closes_1003(void **state)
@@ -576,8 +721,8 @@ static void ping_record_gets_pong_with_nonce(void **state)
     assert_int_equal(ts_send_ping_record(&ws, 0xDEADBEEF), 0);
     assert_int_equal(ts_game_wait_pong(&ws, &g, 0xDEADBEEF, 2000), 0);
     /* The PONG carries the server's current tick. */
-    uint32_t diff = g.pong_tick > g.view.tick ? g.pong_tick - g.view.tick
-                                              : g.view.tick - g.pong_tick;
+    uint32_t diff =
+        g.pong_tick > g.view.tick ? g.pong_tick - g.view.tick : g.view.tick - g.pong_tick;
     assert_true(diff <= 20);
     /* Two PINGs in one message: both answered. */
     uint8_t two[12] = {PROTO_C_PING, 4, 1, 0, 0, 0, PROTO_C_PING, 4, 2, 0, 0, 0};
@@ -642,6 +787,26 @@ static void thousand_fragments_reassemble_to_inputs(void **state)
     ts_ws_close(&ws);
 }
 
+static void control_frames_between_fragments_are_allowed(void **state)
+{
+    (void)state;
+    ts_ws ws;
+    ts_game g;
+    join(&ws, &g);
+    uint8_t m[14];
+    input_msg(m, 1, 0.5f, 0.0f);
+    /* RFC 6455 5.4: control frames may be injected inside a fragmented
+     * message; an unsolicited pong is allowed too. */
+    assert_int_equal(ts_ws_send_frame(&ws, false, 0, TS_WS_BINARY, m, 5, true), 0);
+    assert_int_equal(ts_ws_send_frame(&ws, true, 0, TS_WS_PING, "mid", 3, true), 0);
+    assert_int_equal(ts_ws_send_frame(&ws, true, 0, TS_WS_PONG, "x", 1, true), 0);
+    assert_int_equal(ts_ws_send_frame(&ws, true, 0, TS_WS_CONT, m + 5, 9, true), 0);
+    assert_int_equal(ts_game_wait_ack(&ws, &g, 1, 2000), 0);
+    assert_int_equal(g.n_errors, 0);
+    ts_game_free(&g);
+    ts_ws_close(&ws);
+}
+
 static void fresh_client_still_served_at_the_end(void **state)
 {
     (void)state;
@@ -661,6 +826,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(upgrade_without_token_is_401),
         cmocka_unit_test(upgrade_with_bad_token_is_401),
+        cmocka_unit_test(forged_tokens_are_401),
         cmocka_unit_test(upgrade_with_bearer_header_is_accepted),
         cmocka_unit_test(upgrade_with_wrong_version_is_426),
         cmocka_unit_test(upgrade_with_bad_key_is_400),
@@ -674,6 +840,8 @@ int main(void)
         cmocka_unit_test(continuation_without_start_closes_1002),
         cmocka_unit_test(new_message_inside_fragmented_closes_1002),
         cmocka_unit_test(non_minimal_length_closes_1002),
+        cmocka_unit_test(length_with_top_bit_closes_1002),
+        cmocka_unit_test(huge_announced_length_closes_1009_at_once),
         cmocka_unit_test(text_message_closes_1003),
         cmocka_unit_test(invalid_utf8_text_closes_1007),
         cmocka_unit_test(message_over_16k_closes_1009),
@@ -693,6 +861,7 @@ int main(void)
         cmocka_unit_test(more_than_4_inputs_in_a_tick_is_error_5),
         cmocka_unit_test(ping_record_gets_pong_with_nonce),
         cmocka_unit_test(thousand_fragments_reassemble_to_inputs),
+        cmocka_unit_test(control_frames_between_fragments_are_allowed),
         cmocka_unit_test(fresh_client_still_served_at_the_end),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);

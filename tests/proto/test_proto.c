@@ -61,10 +61,14 @@ static void test_input_validation(void **state)
         float x, y;
         proto_err want;
     } cases[] = {
-        {1.0f, 0.0f, PROTO_ERR_NONE},         {0.0f, 0.0f, PROTO_ERR_NONE},
-        {0.7071f, 0.7071f, PROTO_ERR_NONE},   {1.0005f, 0.0f, PROTO_ERR_NONE},
-        {1.01f, 0.0f, PROTO_ERR_OUT_OF_RANGE}, {1.0f, 1.0f, PROTO_ERR_OUT_OF_RANGE},
-        {NAN, 0.0f, PROTO_ERR_NOT_FINITE},    {0.0f, INFINITY, PROTO_ERR_NOT_FINITE},
+        {1.0f, 0.0f, PROTO_ERR_NONE},
+        {0.0f, 0.0f, PROTO_ERR_NONE},
+        {0.7071f, 0.7071f, PROTO_ERR_NONE},
+        {1.0005f, 0.0f, PROTO_ERR_NONE},
+        {1.01f, 0.0f, PROTO_ERR_OUT_OF_RANGE},
+        {1.0f, 1.0f, PROTO_ERR_OUT_OF_RANGE},
+        {NAN, 0.0f, PROTO_ERR_NOT_FINITE},
+        {0.0f, INFINITY, PROTO_ERR_NOT_FINITE},
         {-INFINITY, 0.0f, PROTO_ERR_NOT_FINITE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -87,10 +91,21 @@ static void test_welcome_round_trip(void **state)
     (void)state;
     uint8_t owners[6] = {0, 0, 1, 0, 1, 1};
     proto_obstacle obs[2] = {{10, 20, 5}, {30, 40, 6.5f}};
-    proto_welcome w = {.version = 1, .entity_id = 77, .tick = 1234, .tick_hz = 20,
-                       .world_w = 768, .world_h = 512, .cell_size = 256, .n_shards = 2,
-                       .aoi_radius = 100, .entity_radius = 4, .player_speed = 50,
-                       .cells_x = 3, .cells_y = 2, .owners = owners, .n_obstacles = 2};
+    proto_welcome w = {.version = 1,
+                       .entity_id = 77,
+                       .tick = 1234,
+                       .tick_hz = 20,
+                       .world_w = 768,
+                       .world_h = 512,
+                       .cell_size = 256,
+                       .n_shards = 2,
+                       .aoi_radius = 100,
+                       .entity_radius = 4,
+                       .player_speed = 50,
+                       .cells_x = 3,
+                       .cells_y = 2,
+                       .owners = owners,
+                       .n_obstacles = 2};
     core_buf b;
     core_buf_init(&b);
     proto_write_welcome(&b, &w, obs);
@@ -287,8 +302,10 @@ static void test_bus_messages(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_records),          cmocka_unit_test(test_input_validation),
-        cmocka_unit_test(test_welcome_round_trip), cmocka_unit_test(test_view_apply),
+        cmocka_unit_test(test_records),
+        cmocka_unit_test(test_input_validation),
+        cmocka_unit_test(test_welcome_round_trip),
+        cmocka_unit_test(test_view_apply),
         cmocka_unit_test(test_bus_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -83,6 +83,8 @@ static char g_logs[TS_MAX_SERVERS][128]; /* log of every server started */
 static int g_n_servers;
 static bool g_atexit_done;
 
+static void on_alarm(int sig);
+
 static void kill_all_now(void)
 {
     for (int i = 0; i < TS_MAX_SERVERS; i++) {
@@ -90,16 +92,6 @@ static void kill_all_now(void)
         if (pid > 0)
             kill(pid, SIGKILL);
     }
-}
-
-static void on_alarm(int sig)
-{
-    (void)sig;
-    static const char msg[] = "\n*** tclient watchdog: test timed out, killing servers\n";
-    kill_all_now();
-    ssize_t w = write(2, msg, sizeof msg - 1);
-    (void)w;
-    _exit(3);
 }
 
 static void on_exit_cleanup(void)
@@ -158,6 +150,23 @@ static void dump_file(const char *path, size_t max_bytes)
         (void)w;
     }
     close(fd);
+}
+
+/* Async-signal-safe: kill, write, and dump_file's open/read/write. */
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "\n*** tclient watchdog: test timed out or killed; "
+                              "killing servers. Their logs:\n";
+    kill_all_now();
+    ssize_t w = write(2, msg, sizeof msg - 1);
+    for (int i = 0; i < g_n_servers; i++) {
+        w = write(2, g_logs[i], strlen(g_logs[i]));
+        w = write(2, ":\n", 2);
+        dump_file(g_logs[i], 16 * 1024);
+    }
+    (void)w;
+    _exit(3);
 }
 
 void ts_server_dump_log(const ts_server *s, size_t max_bytes)
@@ -226,9 +235,9 @@ bool ts_server_alive(ts_server *s, int *status_out)
 static int http_get_status(int port, const char *path, int timeout_ms)
 {
     char req[256];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path,
-                     port);
+    int n =
+        snprintf(req, sizeof req,
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", path, port);
     ts_http_resp r;
     int status = -1;
     if (ts_http_raw(port, req, (size_t)n, timeout_ms, &r) == 0)
@@ -626,9 +635,9 @@ int ts_http_request(int port, const char *method, const char *path, const char *
     core_buf b;
     core_buf_init(&b);
     char line[512];
-    int n = snprintf(line, sizeof line,
-                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n", method,
-                     path, port);
+    int n =
+        snprintf(line, sizeof line, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n",
+                 method, path, port);
     core_buf_append(&b, line, (size_t)n);
     if (headers)
         core_buf_append(&b, headers, strlen(headers));
@@ -657,8 +666,8 @@ int ts_login(int port, const char *username, const char *password, char *token_o
     if (!body)
         return -1;
     ts_http_resp r;
-    int status = ts_http_request(port, "POST", "/api/login",
-                                 "Content-Type: application/json\r\n", body, &r);
+    int status =
+        ts_http_request(port, "POST", "/api/login", "Content-Type: application/json\r\n", body, &r);
     free(body);
     if (status == 200) {
         json_error_t jerr;

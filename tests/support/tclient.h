@@ -97,11 +97,11 @@ int ts_send_all(int fd, const void *buf, size_t len, int timeout_ms);
 int ts_wait_eof(int fd, int timeout_ms);
 
 typedef struct ts_http_resp {
-    int status;      /* status code, 0 if no complete response head */
-    char *head;      /* response head incl. CRLFCRLF, NUL-terminated; owned */
-    char *body;      /* body, NUL-terminated (binary safe with body_len); owned */
+    int status; /* status code, 0 if no complete response head */
+    char *head; /* response head incl. CRLFCRLF, NUL-terminated; owned */
+    char *body; /* body, NUL-terminated (binary safe with body_len); owned */
     size_t body_len;
-    bool is_closed;  /* the server closed the connection after it */
+    bool is_closed; /* the server closed the connection after it */
 } ts_http_resp;
 
 void ts_http_resp_free(ts_http_resp *r); /* zeroes it; freeing twice is fine */
@@ -131,8 +131,7 @@ int ts_http_request(int port, const char *method, const char *path, const char *
 /* POST /api/login. On 200 copies the token into token_out (cap bytes).
  * Returns the HTTP status (200 on success; 200 without a token string in
  * the JSON becomes -1), or -1 on I/O failure. */
-int ts_login(int port, const char *username, const char *password, char *token_out,
-             size_t cap);
+int ts_login(int port, const char *username, const char *password, char *token_out, size_t cap);
 
 /* A valid username unique within this test process: prefix (letters,
  * digits, _ or -; cut to fit) + pid + counter, at most 24 characters. */
@@ -154,22 +153,22 @@ enum {
 #define TS_WS_NO_CLOSE 1006 /* ts_ws_expect_close: EOF or reset without a close frame */
 
 typedef struct ts_ws {
-    int fd;             /* -1 when closed */
-    core_buf in;        /* received bytes; frames start at in_pos */
-    size_t in_pos;      /* bytes of `in` already handed out and done with */
-    size_t consume;     /* size of the last returned frame, skipped next call */
-    core_buf msg;       /* reassembly of a fragmented server message */
-    uint8_t msg_opcode; /* opcode of the message being reassembled, 0 if none */
-    bool msg_done;      /* msg holds a message already returned; reset next call */
+    int fd;              /* -1 when closed */
+    core_buf in;         /* received bytes; frames start at in_pos */
+    size_t in_pos;       /* bytes of `in` already handed out and done with */
+    size_t consume;      /* size of the last returned frame, skipped next call */
+    core_buf msg;        /* reassembly of a fragmented server message */
+    uint8_t msg_opcode;  /* opcode of the message being reassembled, 0 if none */
+    bool msg_done;       /* msg holds a message already returned; reset next call */
     int send_timeout_ms; /* longest wait for socket space per send (default TS_TIMEOUT_MS) */
-    bool auto_pong;     /* answer server pings inside recv calls (default true) */
-    bool is_eof;        /* the peer closed or reset the connection */
-    bool is_reset;      /* ... with a reset (ECONNRESET) */
-    bool close_sent;    /* we sent a close frame */
+    bool auto_pong;      /* answer server pings inside recv calls (default true) */
+    bool is_eof;         /* the peer closed or reset the connection */
+    bool is_reset;       /* ... with a reset (ECONNRESET) */
+    bool close_sent;     /* we sent a close frame */
     bool close_received;
     uint32_t n_pings_rx;  /* ping frames received from the server */
     uint32_t n_masked_rx; /* server frames that were masked (a server bug) */
-    char protocol[64];  /* Sec-WebSocket-Protocol of the 101, "" if none */
+    char protocol[64];    /* Sec-WebSocket-Protocol of the 101, "" if none */
 } ts_ws;
 
 /* Handshake options; zero-initialise and set what you need. */
@@ -216,8 +215,8 @@ int ts_ws_send_close(ts_ws *ws, uint16_t code, const char *reason);
  * ping with a pong when auto_pong (the ping is still returned). fin may
  * be NULL. Returns 0, or -1 on timeout (is_eof false) or EOF/reset
  * (is_eof true). */
-int ts_ws_recv_frame(ts_ws *ws, int timeout_ms, bool *fin, uint8_t *opcode,
-                     const uint8_t **payload, size_t *len);
+int ts_ws_recv_frame(ts_ws *ws, int timeout_ms, bool *fin, uint8_t *opcode, const uint8_t **payload,
+                     size_t *len);
 
 /* Receives one whole message: data frames are reassembled, pings and
  * pongs are consumed (pings answered when auto_pong), a close frame is
@@ -246,28 +245,28 @@ int ts_send_ping_record(ts_ws *ws, uint32_t nonce);
 #define TS_GAME_MAX_PONGS 256
 
 typedef struct ts_game_error {
-    uint16_t code;   /* PROTO_ERR_* */
+    uint16_t code; /* PROTO_ERR_* */
     char reason[256];
 } ts_game_error;
 
 /* One client's view of the game, fed by ts_game_pump. */
 typedef struct ts_game {
-    proto_view view;        /* slot table; view.ack_seq, view.tick of the last STATE */
+    proto_view view; /* slot table; view.ack_seq, view.tick of the last STATE */
     bool has_welcome;
-    proto_welcome welcome;  /* owners/obstacles point into the copies below */
-    uint8_t *owners;        /* owned copy, cells_x * cells_y */
-    uint8_t *obstacles;     /* owned copy, n_obstacles * 12 bytes */
-    uint32_t entity_id;     /* from WELCOME, 0 before */
-    uint32_t n_messages;    /* binary messages received */
-    uint32_t n_states;      /* STATE records applied */
-    uint32_t n_bad;         /* broken framing, bad WELCOME/STATE, text messages */
-    uint32_t n_errors;      /* ERROR records received (all, even past the array) */
+    proto_welcome welcome; /* owners/obstacles point into the copies below */
+    uint8_t *owners;       /* owned copy, cells_x * cells_y */
+    uint8_t *obstacles;    /* owned copy, n_obstacles * 12 bytes */
+    uint32_t entity_id;    /* from WELCOME, 0 before */
+    uint32_t n_messages;   /* binary messages received */
+    uint32_t n_states;     /* STATE records applied */
+    uint32_t n_bad;        /* broken framing, bad WELCOME/STATE, text messages */
+    uint32_t n_errors;     /* ERROR records received (all, even past the array) */
     ts_game_error errors[TS_GAME_MAX_ERRORS]; /* the first TS_GAME_MAX_ERRORS */
-    uint32_t n_pongs;       /* PONG records received */
-    uint32_t pong_nonces[TS_GAME_MAX_PONGS]; /* ring, index n % TS_GAME_MAX_PONGS */
-    uint32_t pong_tick;     /* tick of the last PONG */
-    bool is_closed;         /* a close frame or EOF was seen */
-    int close_code;         /* its code (1006 for EOF without close frame) */
+    uint32_t n_pongs;                         /* PONG records received */
+    uint32_t pong_nonces[TS_GAME_MAX_PONGS];  /* ring, index n % TS_GAME_MAX_PONGS */
+    uint32_t pong_tick;                       /* tick of the last PONG */
+    bool is_closed;                           /* a close frame or EOF was seen */
+    int close_code;                           /* its code (1006 for EOF without close frame) */
     char close_reason[128];
     /* Optional hook, called for every record (known kinds too) before
      * the pump's own handling. */
@@ -288,8 +287,8 @@ bool ts_game_has_pong(const ts_game *g, uint32_t nonce);
  * returns as soon as it holds. Returns 0 when done held (or, with done
  * NULL, when the time ran out), 1 on timeout with done not holding, -1
  * once the connection is closed (g->is_closed, g->close_code). */
-int ts_game_pump(ts_ws *ws, ts_game *g, int timeout_ms,
-                 bool (*done)(const ts_game *g, void *ctx), void *ctx);
+int ts_game_pump(ts_ws *ws, ts_game *g, int timeout_ms, bool (*done)(const ts_game *g, void *ctx),
+                 void *ctx);
 
 /* Pump until a condition, with the same return values as ts_game_pump. */
 int ts_game_wait_welcome(ts_ws *ws, ts_game *g, int timeout_ms);

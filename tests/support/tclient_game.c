@@ -37,7 +37,8 @@ int ts_send_input(ts_ws *ws, uint32_t seq, float dx, float dy)
 
 int ts_send_ping_record(ts_ws *ws, uint32_t nonce)
 {
-    uint8_t m[6] = {PROTO_C_PING, 4, (uint8_t)nonce, (uint8_t)(nonce >> 8),
+    uint8_t m[6] = {PROTO_C_PING,           4,
+                    (uint8_t)nonce,         (uint8_t)(nonce >> 8),
                     (uint8_t)(nonce >> 16), (uint8_t)(nonce >> 24)};
     return ts_ws_send_binary(ws, m, sizeof m);
 }
@@ -157,8 +158,8 @@ static void game_message(ts_game *g, const uint8_t *msg, size_t len)
         g->n_bad++;
 }
 
-int ts_game_pump(ts_ws *ws, ts_game *g, int timeout_ms,
-                 bool (*done)(const ts_game *g, void *ctx), void *ctx)
+int ts_game_pump(ts_ws *ws, ts_game *g, int timeout_ms, bool (*done)(const ts_game *g, void *ctx),
+                 void *ctx)
 {
     uint64_t deadline = ts_now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0);
     if (done && done(g, ctx))

@@ -300,8 +300,8 @@ static long ws_parse(ts_ws *ws, bool *fin, uint8_t *opcode, uint8_t **payload, s
     return (long)(h + plen);
 }
 
-int ts_ws_recv_frame(ts_ws *ws, int timeout_ms, bool *fin, uint8_t *opcode,
-                     const uint8_t **payload, size_t *len)
+int ts_ws_recv_frame(ts_ws *ws, int timeout_ms, bool *fin, uint8_t *opcode, const uint8_t **payload,
+                     size_t *len)
 {
     /* Skip the frame returned last time; compact only now and then so a
      * buffer full of small frames is not moved once per frame. */
@@ -363,8 +363,7 @@ int ts_ws_recv_frame(ts_ws *ws, int timeout_ms, bool *fin, uint8_t *opcode,
     }
 }
 
-int ts_ws_recv_msg(ts_ws *ws, int timeout_ms, uint8_t *opcode, const uint8_t **payload,
-                   size_t *len)
+int ts_ws_recv_msg(ts_ws *ws, int timeout_ms, uint8_t *opcode, const uint8_t **payload, size_t *len)
 {
     if (ws->msg_done) {
         ws->msg.len = 0;
@@ -380,8 +379,8 @@ int ts_ws_recv_msg(ts_ws *ws, int timeout_ms, uint8_t *opcode, const uint8_t **p
             return -1;
         if (op == TS_WS_PING || op == TS_WS_PONG)
             continue;
-        if (op == TS_WS_CLOSE || ((op == TS_WS_TEXT || op == TS_WS_BINARY) && fin &&
-                                  ws->msg_opcode == 0)) {
+        if (op == TS_WS_CLOSE ||
+            ((op == TS_WS_TEXT || op == TS_WS_BINARY) && fin && ws->msg_opcode == 0)) {
             *opcode = op;
             *payload = p;
             *len = n;
