@@ -157,9 +157,30 @@ async function main() {
   const hasApi = await page.waitForFunction(() => !!window.tessera && !!window.tessera.client).then(() => true, () => false);
   check("app module loaded (window.tessera)", hasApi, "");
 
-  // 2. A refused login shows the server's reason (bad password length is a 400).
+  // 2. A refused login shows the server's reason in the form. The account
+  // is created first over HTTP, then the form is sent a wrong password.
   const username = `web_${process.pid % 100000}_${Math.floor(Math.random() * 1e4)}`;
   const password = "browser-test-pw";
+  const created = await fetch(baseUrl + "/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password }),
+  }).then((r) => r.status, (e) => String(e));
+  const wrong = await fetch(baseUrl + "/api/login", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username, password: password + "x" }),
+  }).then(async (r) => ({ status: r.status, body: await r.json().catch(() => null) }), () => ({}));
+  await page.fill("#username", username);
+  await page.fill("#password", password + "x");
+  await page.click("#login-button");
+  const shown = await page
+    .waitForFunction(() => document.getElementById("login-error").textContent, null, { timeout: 10000 })
+    .then((h) => h.jsonValue(), () => "");
+  const formStill = await page.isVisible("#login");
+  check("a refused login shows the server's reason", created === 200 && wrong.status === 401 && formStill &&
+    shown === (wrong.body && wrong.body.reason),
+    `account created: HTTP ${created}; wrong password: HTTP ${wrong.status}, form says "${shown}"`);
 
   // 3. Log in through the form.
   await page.fill("#username", username);
@@ -333,7 +354,7 @@ async function main() {
     /^\d+$/.test(bar.shard) && /^\d+$/.test(bar.count) && /ms$/.test(bar.rtt),
     `${bar.conn} tick ${bar.tick} shard ${bar.shard} in view ${bar.count} ping ${bar.rtt} ack ${bar.ack}`);
 
-  // 10. Automatic reconnect after the connection drops.
+  // 8. Automatic reconnect after the connection drops.
   const oldEntity = w.entityId;
   await page.evaluate(() => {
     window.__statuses = [];
@@ -357,9 +378,7 @@ async function main() {
   check("reconnects automatically after a drop", back && rs.self && rs.self.name === username,
     `${rs.statuses}; entity ${oldEntity} -> ${rs.entity}`);
 
-  const unexpectedErrors = pageErrors.slice(); // steps 11-12 cause expected ones
-
-  // 11. After the token is refused twice (a browser only sees a close before
+  // 9. After the token is refused twice (a browser only sees a close before
   // open), the client logs in again by itself and gets back in.
   const relogin = await page.evaluate(async () => {
     const c = window.tessera.client;
@@ -395,7 +414,7 @@ async function main() {
       `ack_seq ${a2.ackSeq} after ${a2.sent - b2.sent} inputs, moved ${moved.toFixed(2)}`);
   }
 
-  // 12. The server answers a refused INPUT with an ERROR record and keeps
+  // 10. The server answers a refused INPUT with an ERROR record and keeps
   // the session (section 5): out of range, then NaN.
   const errs = await page.evaluate(async () => {
     const c = window.tessera.client;
@@ -422,13 +441,18 @@ async function main() {
     errs.status === "open", `${codes || "no ERROR"}; session ${errs.status}`);
   check("server echoes the subprotocol", errs.protocol === "tessera.v1", `"${errs.protocol}"`);
 
-  // 13. Nothing went wrong on the way.
+  // 11. Nothing went wrong on the way.
   const st = await page.evaluate(() => window.tessera.client.stats);
   check("no protocol errors or anomalies", st.protocolErrors === 0 && st.anomalies === 0,
     `${st.statesReceived} states, ${st.bytesReceived} bytes, ${st.anomalies} anomalies, ${st.protocolErrors} protocol errors`);
-  const expected = [/WebSocket connection to .*token=not-a-valid-token/, /tessera: server error [34] /];
-  for (const e of pageErrors.slice(unexpectedErrors.length))
-    if (!expected.some((re) => re.test(e))) unexpectedErrors.push(e);
+  // Expected noise from the deliberate failures (wrong password, refused
+  // token, refused inputs).
+  const expected = [
+    /Failed to load resource: the server responded with a status of 401/,
+    /WebSocket connection to .*token=not-a-valid-token/,
+    /tessera: server error [34] /,
+  ];
+  const unexpectedErrors = pageErrors.filter((e) => !expected.some((re) => re.test(e)));
   check("no page errors or console warnings", unexpectedErrors.length === 0,
     unexpectedErrors.slice(0, 5).join(" | ") || "none");
 }

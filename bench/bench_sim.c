@@ -1,0 +1,124 @@
+/* bench_sim.c - simulation core benchmark (no network).
+ *
+ *   bench_sim [--entities N] [--players P] [--ticks T] [--world SIDE]
+ *             [--shards S] [--radius R]
+ *
+ * Builds a world of SIDE x SIDE units with N wandering NPCs and P players
+ * (joined through the bus like real sessions, walking in random headings),
+ * steps every shard T ticks back to back on this thread, and prints the
+ * per-tick time per shard (median, p99, max) and entity updates per second.
+ * With P = 0 it is the simulation core (M1: movement, re-index, collision);
+ * with players it includes the area-of-interest diff and STATE encoding. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bus.h"
+#include "core_config.h"
+#include "core_log.h"
+#include "core_rng.h"
+#include "core_time.h"
+#include "proto.h"
+#include "sim.h"
+#include "spatial.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+    int entities = 2000, players = 0, ticks = 200, world = 2048, shards = 1;
+    double radius = 100;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--entities"))
+            entities = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--players"))
+            players = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--ticks"))
+            ticks = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--world"))
+            world = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--shards"))
+            shards = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--radius"))
+            radius = atof(argv[i + 1]);
+        else {
+            fprintf(stderr, "unknown flag %s\n", argv[i]);
+            return 2;
+        }
+    }
+    core_log_set_level(CORE_LOG_WARN);
+    core_config cfg;
+    core_config_defaults(&cfg);
+    cfg.world_w = cfg.world_h = world;
+    cfg.npcs = entities;
+    cfg.npc_speed = 50;
+    cfg.aoi_radius = radius;
+    cfg.map_file[0] = 0;
+    int cell = 256;
+    while ((world / cell) * (world / cell) > 65536)
+        cell *= 2;
+    cfg.cell_size = cell;
+    core_metrics *m = core_metrics_create();
+    bus *b;
+    bus_create(&b, "inproc", m);
+    spatial_cellmap cells;
+    spatial_cellmap_init(&cells, (uint32_t)world, (uint32_t)world, (uint16_t)cell, (uint8_t)shards);
+    sim_map map = {0};
+    sim_shard *sh[64];
+    for (int i = 0; i < shards; i++) {
+        sim_shard_create(&sh[i], &cfg, &cells, &map, (uint16_t)i, b, m);
+        sim_shard_spawn_npcs(sh[i]);
+    }
+    core_rng rng;
+    core_rng_seed(&rng, 3);
+    core_buf msg;
+    core_buf_init(&msg);
+    for (int p = 0; p < players; p++) {
+        proto_join j = {.session_id = (1u << 20) | (uint32_t)(p + 1),
+                        .gw_id = 0,
+                        .account_id = (uint32_t)p + 1,
+                        .x = core_rng_unit(&rng) * (float)world,
+                        .y = core_rng_unit(&rng) * (float)world};
+        snprintf(j.name, sizeof j.name, "bot%d", p);
+        core_buf_reset(&msg);
+        proto_bus_join_write(&msg, &j);
+        bus_send(b, BUS_EP_SHARD(spatial_cellmap_owner(&cells, j.x, j.y)), msg.data, msg.len);
+    }
+    uint64_t *dur = calloc((size_t)ticks * (size_t)shards, sizeof *dur);
+    uint64_t frame_bytes = 0, frames = 0;
+    for (int t = 1; t <= ticks; t++) {
+        for (int i = 0; i < shards; i++) {
+            uint64_t t0 = core_now_ns();
+            sim_shard_step(sh[i], (uint32_t)t);
+            dur[(size_t)(t - 1) * (size_t)shards + (size_t)i] = core_now_ns() - t0;
+        }
+        bus_batch bt;
+        bus_recv(b, BUS_EP_GW(0), &bt); /* frames for the clients: counted, dropped */
+        frame_bytes += bt.len;
+        frames += bt.n_msgs;
+    }
+    size_t n = (size_t)ticks * (size_t)shards;
+    qsort(dur, n, sizeof *dur, cmp_u64);
+    double med = (double)dur[n / 2] / 1e6, p99 = (double)dur[n * 99 / 100] / 1e6,
+           mx = (double)dur[n - 1] / 1e6;
+    double per_s = (double)(entities + players) / (med / 1e3 * shards);
+    printf("{\"bench\":\"sim\",\"entities\":%d,\"players\":%d,\"shards\":%d,\"world\":%d,"
+           "\"ticks\":%d,\"tick_ms_median\":%.3f,\"tick_ms_p99\":%.3f,\"tick_ms_max\":%.3f,"
+           "\"entity_updates_per_s_per_core\":%.0f,\"bus_bytes_to_gateway_per_tick\":%.0f}\n",
+           entities, players, shards, world, ticks, med, p99, mx, per_s,
+           (double)frame_bytes / ticks);
+    (void)frames;
+    for (int i = 0; i < shards; i++)
+        sim_shard_destroy(sh[i]);
+    free(dur);
+    core_buf_free(&msg);
+    bus_destroy(b);
+    spatial_cellmap_free(&cells);
+    core_metrics_destroy(m);
+    return 0;
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# `make bench`: runs the benchmarks and prints their figures (JSON lines),
+# also saved under bench/results/. Benchmarks never fail on speed.
+set -euo pipefail
+build=${1:-build}
+cd "$(dirname "$0")/.."
+mkdir -p bench/results
+out=bench/results/sim-$(date +%Y%m%d-%H%M%S).jsonl
+pin() { if command -v taskset >/dev/null; then taskset -c 0 "$@"; else "$@"; fi; }
+{
+  echo "# 2,000 NPCs in the default world, one shard (the issue-2 figure)" >&2
+  pin "$build/bench_sim" --entities 2000 --ticks 400 --world 2048
+  echo "# 2,000 NPCs over 2 shards" >&2
+  pin "$build/bench_sim" --entities 2000 --ticks 400 --world 2048 --shards 2
+  echo "# W1-like: 1,000 players + 2,000 NPCs, AOI and encoding included" >&2
+  pin "$build/bench_sim" --entities 2000 --players 1000 --ticks 200 --world 2048
+  echo "# M1: 1,000,000 entities, movement + re-index + collision" >&2
+  pin "$build/bench_sim" --entities 1000000 --ticks 50 --world 32768
+} | tee "$out"
+echo "results: $out"
