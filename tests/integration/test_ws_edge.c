@@ -35,14 +35,14 @@ static int group_setup(void **state)
     return ts_server_start(&g_srv, args);
 }
 
+/* cmocka 1.1 does not count a failed group teardown, so main does. */
+static bool g_server_bad;
+
 static int group_teardown(void **state)
 {
     (void)state;
-    bool alive = ts_server_alive(&g_srv, NULL);
-    int st = ts_server_stop(&g_srv);
-    if (!alive || st != 0)
-        fprintf(stderr, "server: alive at end %d, exit status %d\n", alive, st);
-    return alive ? 0 : -1;
+    g_server_bad = ts_server_stop_checked(&g_srv) != 0;
+    return g_server_bad ? -1 : 0;
 }
 
 /* Logs in a fresh account; the token goes to token (TS_TOKEN_MAX). */
@@ -865,6 +865,7 @@ int main(void)
         cmocka_unit_test(fresh_client_still_served_at_the_end),
     };
     int failed = cmocka_run_group_tests(tests, group_setup, group_teardown);
+    failed += g_server_bad;
     ts_finish(failed);
     return failed;
 }

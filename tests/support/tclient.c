@@ -371,6 +371,24 @@ int ts_server_stop(ts_server *s)
     return r == pid ? status_of(wstatus) : -1;
 }
 
+int ts_server_stop_checked(ts_server *s)
+{
+    int died = -1;
+    bool alive = ts_server_alive(s, &died);
+    int port = s->port;
+    if (!alive) {
+        fprintf(stderr, "tclient: server on port %d died during the tests (status %d)\n", port,
+                died);
+        return -1;
+    }
+    int st = ts_server_stop(s);
+    if (st != 0) {
+        fprintf(stderr, "tclient: server on port %d exited with status %d on SIGTERM\n", port, st);
+        return -1;
+    }
+    return 0;
+}
+
 /* ================================================================== */
 /* 3. Sockets and HTTP                                                 */
 /* ================================================================== */

@@ -77,6 +77,12 @@ bool ts_server_alive(ts_server *s, int *status_out);
  * SIGKILL). Returns -1 if it was not running. */
 int ts_server_stop(ts_server *s);
 
+/* For teardowns: ts_server_stop, then returns 0 if the server was still
+ * running and exited with status 0 (a clean SIGTERM shutdown), else -1
+ * with the reason printed, so a crash during the tests or a failure at
+ * shutdown (a sanitizer report, say) fails the test program. */
+int ts_server_stop_checked(ts_server *s);
+
 /* Writes the server's log to stderr (at most the last max_bytes). */
 void ts_server_dump_log(const ts_server *s, size_t max_bytes);
 
