@@ -193,13 +193,19 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
 {
     sim_client *c = &s->clients[ci];
     if (cmd->gseq < c->next_gseq) {
-        s->stats.inputs_duplicate++;
+        {
+            s->stats.inputs_duplicate++;
+            core_counter_add(s->m_inputs_duplicate, 1);
+        }
         return;
     }
     uint32_t k = c->n_pending;
     for (uint32_t i = 0; i < c->n_pending; i++) {
         if (c->pending[i].gseq == cmd->gseq) {
-            s->stats.inputs_duplicate++;
+            {
+                s->stats.inputs_duplicate++;
+                core_counter_add(s->m_inputs_duplicate, 1);
+            }
             return;
         }
         if (c->pending[i].gseq > cmd->gseq) {
@@ -210,11 +216,15 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
     if (c->n_pending == SIM_PENDING_MAX) {
         /* a gap this long will not fill: give up on it */
         s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
+        core_counter_add(s->m_inputs_skipped, c->pending[0].gseq - c->next_gseq);
         c->next_gseq = c->pending[0].gseq;
         c->gap_ticks = 0;
         drain_pending(s, ci);
         if (cmd->gseq < c->next_gseq) {
-            s->stats.inputs_duplicate++;
+            {
+                s->stats.inputs_duplicate++;
+                core_counter_add(s->m_inputs_duplicate, 1);
+            }
             return;
         }
         for (k = 0; k < c->n_pending && c->pending[k].gseq < cmd->gseq; k++) {
@@ -247,6 +257,7 @@ void sim_inputs_apply(sim_shard *s)
             continue;
         if (++c->gap_ticks > SIM_GAP_TICKS) {
             s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
+            core_counter_add(s->m_inputs_skipped, c->pending[0].gseq - c->next_gseq);
             c->next_gseq = c->pending[0].gseq;
             c->gap_ticks = 0;
             drain_pending(s, ci);

@@ -153,6 +153,8 @@ struct sim_shard {
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
     core_counter *m_inputs_applied;
+    core_counter *m_inputs_duplicate; /* gseq already applied: dropped */
+    core_counter *m_inputs_skipped;   /* gseq gaps given up on */
 };
 
 /* sim_ecs.c */

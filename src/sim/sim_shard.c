@@ -60,6 +60,12 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
         m, "tessera_aoi_capped_total", "Client-ticks whose interest set hit the budget", labels);
     s->m_inputs_applied =
         core_metrics_counter(m, "tessera_inputs_applied_total", "Inputs applied by shards", NULL);
+    s->m_inputs_duplicate = core_metrics_counter(
+        m, "tessera_inputs_duplicate_total",
+        "Inputs dropped because their gateway sequence was already applied", NULL);
+    s->m_inputs_skipped =
+        core_metrics_counter(m, "tessera_inputs_skipped_total",
+                             "Inputs never received: gateway sequence gaps given up on", NULL);
     for (int e = 1; e < PROTO_ERR_COUNT; e++) {
         char l[64];
         snprintf(l, sizeof l, "reason=\"%s\"", proto_err_name((proto_err)e));

@@ -567,6 +567,16 @@ int ts_http_header(const ts_http_resp *r, const char *name, char *out, size_t ca
 /* Reads one response from fd, accumulating in acc (which may already hold
  * bytes). On success *used says how many bytes of acc the response took;
  * the rest is left for the caller (the start of a WebSocket stream). */
+/* No response: status 0 and empty strings, so callers may use head and
+ * body without NULL checks. */
+static void resp_empty(ts_http_resp *out, bool is_closed)
+{
+    memset(out, 0, sizeof *out);
+    out->head = calloc(1, 1);
+    out->body = calloc(1, 1);
+    out->is_closed = is_closed;
+}
+
 int ts__http_read_acc(int fd, int timeout_ms, core_buf *acc, ts_http_resp *out, size_t *used)
 {
     memset(out, 0, sizeof *out);
@@ -575,11 +585,13 @@ int ts__http_read_acc(int fd, int timeout_ms, core_buf *acc, ts_http_resp *out, 
     bool eof = false;
     while (!(end = find_head_end(acc->data ? acc->data : (const uint8_t *)"", acc->len))) {
         int left = ts__ms_left(deadline);
-        if (left == 0)
+        if (left == 0) {
+            resp_empty(out, false);
             return -1;
+        }
         ssize_t n = ts__read_some(fd, acc, left, NULL);
         if (n < 0) {
-            out->is_closed = true;
+            resp_empty(out, true);
             return -1;
         }
     }
@@ -633,10 +645,11 @@ int ts_http_read(int fd, int timeout_ms, ts_http_resp *out)
 
 int ts_http_raw(int port, const void *req, size_t len, int timeout_ms, ts_http_resp *out)
 {
-    memset(out, 0, sizeof *out);
     int fd = ts_tcp_connect(port, timeout_ms);
-    if (fd < 0)
+    if (fd < 0) {
+        resp_empty(out, true);
         return -1;
+    }
     /* A send failure is not final: the server may answer and close before
      * reading everything (an oversized head, say). */
     (void)ts_send_all(fd, req, len, timeout_ms);

@@ -18,9 +18,13 @@
  *     int main(void) {
  *         ts_watchdog(90);                     // kills servers, exits on hang
  *         int failed = cmocka_run_group_tests(tests, setup, teardown);
+ *         failed += g_server_bad;              // set by teardown, see below
  *         ts_finish(failed);                   // kills leftovers, shows logs
  *         return failed;
  *     }
+ *
+ * where the teardown sets g_server_bad = ts_server_stop_checked(&srv) != 0
+ * (cmocka 1.1 does not count a failed group teardown as a failure).
  *
  * Servers are never left running: ts_watchdog's SIGALRM handler, an atexit
  * handler and PR_SET_PDEATHSIG in the child all kill them. */
@@ -102,6 +106,8 @@ int ts_send_all(int fd, const void *buf, size_t len, int timeout_ms);
  * (bytes received meanwhile are discarded), -1 on timeout or error. */
 int ts_wait_eof(int fd, int timeout_ms);
 
+/* Filled by every call below, even on failure (then status 0 and head
+ * and body ""), and freed with ts_http_resp_free. */
 typedef struct ts_http_resp {
     int status; /* status code, 0 if no complete response head */
     char *head; /* response head incl. CRLFCRLF, NUL-terminated; owned */

@@ -163,9 +163,13 @@ done:
         core_buf_free(&ws->msg);
         ts__ws_zero(ws);
     }
-    if (refusal && ret != 101)
+    if (refusal && ret != 101) {
+        if (!resp.head) { /* never connected: same shape as a failed read */
+            resp.head = calloc(1, 1);
+            resp.body = calloc(1, 1);
+        }
         *refusal = resp;
-    else
+    } else
         ts_http_resp_free(&resp);
     return ret;
 }
