@@ -38,6 +38,7 @@ server_pid=""
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tessera-browser.XXXXXX")
 log=${BROWSER_TEST_LOG:-$tmp/server.log}
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap
 cleanup() {
   if [ -n "$server_pid" ] && kill -0 "$server_pid" 2>/dev/null; then
     kill -TERM "$server_pid" 2>/dev/null

@@ -588,6 +588,8 @@ export class TesseraClient {
     if (!this._WebSocket) throw new Error("no WebSocket implementation available");
     this._wanted = true;
     if (this._ws || this._reconnectTimer) return;
+    this._attempt = 0;
+    this._failsBeforeOpen = 0;
     this._open();
   }
 

@@ -225,8 +225,14 @@ static void fmt_double(char *dst, size_t cap, double v)
         snprintf(dst, cap, v > 0 ? "+Inf" : "-Inf");
     else if (isnan(v))
         snprintf(dst, cap, "NaN");
-    else
-        snprintf(dst, cap, "%.17g", v);
+    else {
+        /* shortest form that reads back to the same double */
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(dst, cap, "%.*g", prec, v);
+            if (strtod(dst, NULL) == v)
+                break;
+        }
+    }
 }
 
 void core_metrics_render(core_metrics *m, core_buf *out)

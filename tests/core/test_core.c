@@ -175,7 +175,7 @@ static void test_metrics_render(void **state)
     const char *t = (const char *)out.data;
     assert_non_null(strstr(t, "# TYPE t_total counter\nt_total{reason=\"a\"} 3\n"));
     assert_non_null(strstr(t, "t_gauge 2.5\n"));
-    assert_non_null(strstr(t, "t_hist_bucket{shard=\"0\",le=\"0.10000000000000001\"} 1\n"));
+    assert_non_null(strstr(t, "t_hist_bucket{shard=\"0\",le=\"0.1\"} 1\n"));
     assert_non_null(strstr(t, "t_hist_bucket{shard=\"0\",le=\"+Inf\"} 3\n"));
     assert_non_null(strstr(t, "t_hist_count{shard=\"0\"} 3\n"));
     core_buf_free(&out);

@@ -48,6 +48,7 @@ static void join(const char *prefix, ts_ws *ws, ts_game *g)
 {
     char name[32];
     ts_unique_name(prefix, name, sizeof name);
+    ts_game_init(g);
     if (ts_game_join(g_srv.port, name, ws, g, 3000) != 0)
         fail_msg("join %s failed", name);
 }

@@ -309,8 +309,10 @@ int ts_game_wait_ack(ts_ws *ws, ts_game *g, uint32_t seq, int timeout_ms);
 int ts_game_wait_error(ts_ws *ws, ts_game *g, uint16_t code, int timeout_ms);
 int ts_game_wait_pong(ts_ws *ws, ts_game *g, uint32_t nonce, int timeout_ms);
 
-/* Logs in as username (password "password1"), opens the WebSocket and
- * waits for WELCOME and one STATE. Returns 0, or -1 (ws closed). */
+/* Logs in as username (password "password1"), opens the WebSocket into
+ * ws and waits for WELCOME and one STATE, fed into g, which the caller
+ * has set up with ts_game_init (and frees with ts_game_free, whatever the
+ * result). Returns 0, or -1 (ws closed). */
 int ts_game_join(int port, const char *username, ts_ws *ws, ts_game *g, int timeout_ms);
 
 /* ------------------------------------------------------------------ */

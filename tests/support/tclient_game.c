@@ -255,7 +255,6 @@ int ts_game_wait_pong(ts_ws *ws, ts_game *g, uint32_t nonce, int timeout_ms)
 
 int ts_game_join(int port, const char *username, ts_ws *ws, ts_game *g, int timeout_ms)
 {
-    ts_game_init(g);
     ts__ws_zero(ws);
     char token[TS_TOKEN_MAX];
     int st = ts_login(port, username, "password1", token, sizeof token);
