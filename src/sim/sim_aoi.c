@@ -257,7 +257,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         if (sl == SIM_NONE || !c->known_id[k])
             continue;
         int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]);
-        int32_t dx = qx - c->known_x[k], dy = qy - c->known_y[k];
+        /* 64-bit: known positions may come from a handoff and be far off */
+        int64_t dx = (int64_t)qx - c->known_x[k], dy = (int64_t)qy - c->known_y[k];
         if (dx == 0 && dy == 0)
             continue;
         b->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));

@@ -133,8 +133,13 @@ void sim_inputs_collect(sim_shard *s, core_rd *r, uint32_t count)
             if (!s->cmds)
                 core_die("out of memory");
         }
-        s->cmds[s->n_cmds++] =
-            (sim_cmd){s->id[s->clients[ci].slot], ci, in.gseq, in.in.seq, in.in.dir_x, in.in.dir_y};
+        s->cmds[s->n_cmds++] = (sim_cmd){.entity_id = s->id[s->clients[ci].slot],
+                                         .client = ci,
+                                         .session_id = in.session_id,
+                                         .gseq = in.gseq,
+                                         .seq = in.in.seq,
+                                         .dir_x = in.in.dir_x,
+                                         .dir_y = in.in.dir_y};
     }
 }
 
@@ -241,6 +246,9 @@ void sim_inputs_apply(sim_shard *s)
         qsort(s->cmds, s->n_cmds, sizeof *s->cmds, cmd_cmp);
     for (uint32_t i = 0; i < s->n_cmds; i++) {
         const sim_cmd *cmd = &s->cmds[i];
+        /* a LEAVE (or handoff) later in the same inbox released the client */
+        if (s->clients[cmd->client].session_id != cmd->session_id)
+            continue;
         if (cmd->gseq == 0) {
             apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
             continue;

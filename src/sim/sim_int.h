@@ -58,6 +58,7 @@ typedef struct sim_client {
 typedef struct sim_cmd {
     uint32_t entity_id;
     uint32_t client;
+    uint32_t session_id; /* the client record may be gone by apply time */
     uint32_t gseq, seq;
     float dir_x, dir_y;
 } sim_cmd;
