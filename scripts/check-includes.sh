@@ -9,10 +9,11 @@ declare -A allow=(
   [spatial]="core spatial"
   [bus]="core bus"
   [store]="core store"
-  [sim]="core proto spatial bus sim"
-  [game]="core proto spatial bus sim game"
+  [sim]="core proto spatial bus store sim"
+  [game]="core proto spatial bus store sim game"
   [gw]="core proto spatial bus store gw"
-  [main]="core proto spatial bus store sim game gw main"
+  [bots]="core proto bots"
+  [main]="core proto spatial bus store sim game gw bots main"
 )
 bad=0
 for dir in src/*/; do

@@ -5,9 +5,10 @@
 # fuzzing, chromium and node for the browser test).
 set -euo pipefail
 what=${1:-build}
-pkgs=(build-essential cmake pkg-config libjwt-dev libsodium-dev libjansson-dev libssl-dev)
+pkgs=(build-essential cmake pkg-config libjwt-dev libsodium-dev libjansson-dev libssl-dev
+      libsqlite3-dev libpq-dev)
 if [ "$what" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium postgresql)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi
