@@ -13,7 +13,7 @@
  *         next message a shard sends (protocol: at most one message per
  *         client per tick, possibly several records), or go alone when no
  *         shard message came for GW_EXTRA_MAX_AGE_MS.
- * A flush is one sendmsg of [out][ws header, extra, pend]. If the write
+ * A flush is one sendmsg of [out][ws header, pend, extra]. If the write
  * reaches into the pending message, its unwritten rest moves to out (a
  * started frame must finish); if it does not, the pending message stays
  * replaceable. */
@@ -118,7 +118,9 @@ void gw_conn_update_events(gw *g, gw_conn *c)
     bool http_full = c->state == GW_CONN_HTTP && c->out.len > GW_HTTP_OUT_MAX;
     if (c->state != GW_CONN_LOGIN_WAIT && !c->is_close_after_flush && !http_full)
         want |= EPOLLIN;
-    if (c->out.len > 0)
+    /* A pending STATE the socket could not take waits for EPOLLOUT too
+     * (unless a newer one replaces it first). */
+    if (c->out.len > 0 || c->pend.len > 0)
         want |= EPOLLOUT;
     if (want == c->ev_mask)
         return;
@@ -264,10 +266,12 @@ void gw_conn_flush(gw *g, gw_conn *c)
     if (has_msg) {
         size_t plen = c->extra.len + c->pend.len;
         iov[n++] = (struct iovec){hdr, gw_ws_frame_header(hdr, GW_WS_OP_BINARY, plen)};
-        if (c->extra.len)
-            iov[n++] = (struct iovec){c->extra.data, c->extra.len};
+        /* The shard's records first: a client reads WELCOME/STATE before
+         * the PONGs and ERRORs that ride along. */
         if (c->pend.len)
             iov[n++] = (struct iovec){c->pend.data, c->pend.len};
+        if (c->extra.len)
+            iov[n++] = (struct iovec){c->extra.data, c->extra.len};
     }
     if (n == 0) {
         after_drain(g, c);
@@ -326,6 +330,7 @@ static bool extra_room(gw *g, gw_conn *c, size_t n)
 
 void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
 {
+    c->is_welcomed = true;
     if (f->flags & PROTO_FRAME_RELIABLE) {
         size_t plen = c->extra.len + f->len;
         if (c->out.len + plen + 10 > (size_t)g->cfg.send_buffer_bytes) {
@@ -334,8 +339,8 @@ void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
         }
         uint8_t h[10];
         core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
-        core_buf_append(&c->out, c->extra.data, c->extra.len);
         core_buf_append(&c->out, f->payload, f->len);
+        core_buf_append(&c->out, c->extra.data, c->extra.len);
         core_buf_reset(&c->extra);
         core_counter_add(g->c_msgs_out, 1);
         /* The shard put this tick's state into the reliable payload. */
@@ -495,10 +500,12 @@ static void on_records(gw *g, gw_conn *c, const uint8_t *msg, size_t len)
         if (kind == PROTO_C_INPUT) {
             proto_bus_input bi = {.session_id = c->id, .entity_id = c->entity_id};
             proto_err e = proto_input_decode(&bi.in, body, blen);
-            if (e != PROTO_ERR_NONE)
+            if (e != PROTO_ERR_NONE) {
                 reject(g, c, e);
-            else
-                gw_inputs_add(g, c->route_shard, &bi);
+                continue;
+            }
+            bi.gseq = ++c->gseq; /* only forwarded inputs are numbered: no gaps */
+            gw_inputs_add(g, c->route_shard, &bi);
         } else if (kind == PROTO_C_PING) {
             if (blen != 4) {
                 reject(g, c, PROTO_ERR_MALFORMED);
@@ -692,7 +699,9 @@ void gw_conn_sweep(gw *g, gw_conn *c)
             payload[i] = (uint8_t)(now >> (8 * i));
         send_control(g, c, GW_WS_OP_PING, payload, sizeof payload);
     }
-    if (c->extra.len && now - c->extra_since_ms >= GW_EXTRA_MAX_AGE_MS) {
+    /* Gateway records go alone only after WELCOME, which must stay the
+     * first message of the session. */
+    if (c->extra.len && c->is_welcomed && now - c->extra_since_ms >= GW_EXTRA_MAX_AGE_MS) {
         c->is_flush_extra = true;
         gw_conn_touch(g, c);
     }

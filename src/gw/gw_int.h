@@ -72,6 +72,7 @@ typedef struct gw_conn {
     bool is_ws_init;           /* ws parser initialised (needs freeing) */
     bool is_joined;            /* JOIN sent and LEAVE not yet */
     bool is_pinged;            /* a heartbeat ping went out since the last frame */
+    bool is_welcomed;          /* a shard frame (WELCOME first) has been queued */
     bool is_head;              /* current request is HEAD (respond without body) */
     bool is_keep_alive;        /* current request keeps the connection */
 
@@ -81,6 +82,7 @@ typedef struct gw_conn {
     gw_ws_parser ws;      /* valid when is_ws_init */
     uint16_t route_shard; /* shard that owns the session's entity */
     uint32_t entity_id;   /* 0 until ROUTE tells us */
+    uint32_t gseq;        /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
     char username[33];
 
@@ -121,6 +123,7 @@ struct gw {
     int port;
     bool is_listening; /* listener in epoll */
     bool is_emfile;    /* paused by EMFILE/ENFILE: retry on the sweep */
+    bool is_emfile_retry; /* the sweep is retrying after EMFILE: pause again quietly */
     bool is_stopping;
     uint64_t now_ms; /* cached at the top of each round */
 

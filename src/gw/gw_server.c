@@ -201,6 +201,8 @@ static void listener_pause(gw *g)
         return;
     epoll_ctl(g->ep_fd, EPOLL_CTL_DEL, g->listen_fd, NULL);
     g->is_listening = false;
+    if (g->is_emfile && g->is_emfile_retry)
+        return; /* still out of descriptors: counted and logged once */
     core_counter_add(g->c_accept_paused, 1);
     CORE_INFO("gw", "accept paused: %u connections open%s", g->n_conns,
               g->is_emfile ? " (out of file descriptors)" : "");
@@ -258,6 +260,7 @@ static void on_accept(gw *g)
             return;
         }
         core_counter_add(g->c_accepted, 1);
+        g->is_emfile_retry = false;
         uint8_t key[16];
         char str[48] = "";
         addr_key(&ss, key, str, sizeof str);
@@ -394,8 +397,12 @@ static void on_timer(gw *g)
     uint64_t n;
     ssize_t rd = read(g->timer_fd, &n, sizeof n);
     (void)rd;
-    if (g->is_emfile)
+    if (g->is_emfile) {
+        /* After EMFILE the accept may fail again at once; retrying here
+         * every GW_SWEEP_MS is the only polling, never a busy loop. */
+        g->is_emfile_retry = true;
         gw_listener_resume(g);
+    }
     for (uint32_t s = 0; s < g->hi_slot; s++) {
         gw_conn *c = g->slots[s];
         if (c)
@@ -405,8 +412,9 @@ static void on_timer(gw *g)
 
 static void flush_touched(gw *g)
 {
-    /* A flush may close a connection but never touches another, so the
-     * list does not grow while it is walked. */
+    /* A flush may close its connection, or (an HTTP client whose backlog
+     * drained) answer held-back requests and touch it again: the list can
+     * grow while walked, so it is indexed afresh each time. */
     for (uint32_t i = 0; i < g->n_touched; i++) {
         gw_conn *c = gw_conn_find(g, g->touched[i]);
         if (!c)

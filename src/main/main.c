@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bots.h"
 #include "bus.h"
 #include "core_config.h"
 #include "core_log.h"
@@ -33,6 +34,7 @@ static void usage(FILE *f)
             "tessera %s - a sharded real-time game backend\n\n"
             "usage:\n"
             "  tessera serve [flags]     run gateway, shards and store in one process\n"
+            "  tessera bots [flags]      the load generator (tessera bots --help)\n"
             "  tessera --help            this text\n"
             "  tessera --version         print the version\n\n"
             "serve flags (also TESSERA_<KEY> environment variables and a config file,\n"
@@ -168,6 +170,8 @@ int main(int argc, char **argv)
             }
         return cmd_serve(argc - 2, argv + 2);
     }
+    if (strcmp(cmd, "bots") == 0)
+        return bots_main(argc - 2, argv + 2);
     fprintf(stderr, "tessera: unknown command '%s' (try --help)\n", cmd);
     return 2;
 }
