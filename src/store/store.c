@@ -605,7 +605,7 @@ int store__connect(store *s, store_conn **out, char *err, size_t err_len)
     *out = NULL;
     int kind = store__fault_take(s, STORE_OP_CONNECT);
     if (kind == STORE_FAULT_FAIL || kind == STORE_FAULT_DOWN) {
-        snprintf(err, err_len, "injected: cannot connect");
+        snprintf(err, err_len, "injected: database unreachable (connect)");
         return STORE_ERR_DOWN;
     }
     return s->ops->connect(out, s->target, err, err_len);

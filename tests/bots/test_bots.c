@@ -129,8 +129,7 @@ static void test_token_verifies_with_server_verifier(void **state)
     gw_claims c;
     assert_int_equal(gw_auth_verify(good, tok, (size_t)n, &c, NULL), GW_AUTH_E_EXPIRED);
     /* Names the server would refuse are refused here. */
-    assert_int_equal(bots_token_mint(tok, sizeof tok, SECRET, strlen(SECRET), 1, "a b", 0, 60),
-                     -1);
+    assert_int_equal(bots_token_mint(tok, sizeof tok, SECRET, strlen(SECRET), 1, "a b", 0, 60), -1);
     gw_auth_destroy(good);
     gw_auth_destroy(other);
 }
@@ -150,17 +149,18 @@ static bool g_server_bad;
 static void test_w1_end_to_end(void **state)
 {
     (void)state;
-    const char *args[] = {"--jwt-secret", SECRET, "--npcs",  "0",   "--map-file=", "--shards",
-                          "1",            "--world-w", "256", "--world-h", "256", NULL};
+    const char *args[] = {"--jwt-secret", SECRET,      "--npcs", "0",
+                          "--map-file=",  "--shards",  "1",      "--world-w",
+                          "256",          "--world-h", "256",    NULL};
     assert_int_equal(ts_server_start(&g_srv, args), 0);
     char target[32], pid[16], json_path[64];
     snprintf(target, sizeof target, "127.0.0.1:%d", g_srv.port);
     snprintf(pid, sizeof pid, "%d", (int)g_srv.pid);
     snprintf(json_path, sizeof json_path, "/tmp/tessera-bots-test-%d.json", (int)getpid());
-    char *argv[] = {"--workload", "w1",         "--clients",    "50",      "--ramp",   "1",
-                    "--settle",   "0.5",        "--duration",   "5",       "--target", target,
-                    "--jwt-secret", SECRET,     "--server-pid", pid,       "--json",   json_path,
-                    "--quiet",    NULL};
+    char *argv[] = {"--workload", "w1",       "--clients",    "50",         "--ramp",
+                    "1",          "--settle", "0.5",          "--duration", "5",
+                    "--target",   target,     "--jwt-secret", SECRET,       "--server-pid",
+                    pid,          "--json",   json_path,      "--quiet",    NULL};
     uint64_t t0 = core_now_ms();
     assert_int_equal(bots_main((int)(sizeof argv / sizeof argv[0]) - 1, argv), 0);
     assert_true(core_now_ms() - t0 < 15000); /* the run ends by itself */
