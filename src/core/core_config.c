@@ -54,7 +54,9 @@ static const key_desc keys[] = {
     K_INT(close_timeout_s, "a peer must answer our close within (s)"),
     K_INT(msgs_per_s, "per-connection message rate limit (messages/s)"),
     K_INT(msgs_burst, "per-connection message burst allowance"),
-    K_STR(jwt_secret, "HS256 signing secret (empty: random per run)"),
+    K_STR(data_dir, "folder for local state (SQLite file, generated secret)"),
+    K_STR(store_url, "store: empty = SQLite in data_dir, or postgres://..."),
+    K_STR(jwt_secret, "HS256 signing secret (empty: generated once into data_dir)"),
     K_INT(token_ttl_s, "lifetime of issued access tokens (s)"),
     K_INT(world_w, "world width (units)"),
     K_INT(world_h, "world height (units)"),
@@ -120,6 +122,7 @@ void core_config_defaults(core_config *c)
     c->msgs_per_s = 60;
     c->msgs_burst = 120;
     c->token_ttl_s = 3600;
+    snprintf(c->data_dir, sizeof c->data_dir, "data");
     c->world_w = 2048;
     c->world_h = 2048;
     c->cell_size = 256;
@@ -399,7 +402,9 @@ void core_config_print(const core_config *c, core_buf *out)
             n = snprintf(line, sizeof line, "%s = %g\n", keys[i].name, *(const double *)base);
             break;
         case T_STR:
-            if (strcmp(keys[i].name, "jwt_secret") == 0 && base[0])
+            if ((strcmp(keys[i].name, "jwt_secret") == 0 ||
+                 (strcmp(keys[i].name, "store_url") == 0 && strchr(base, '@'))) &&
+                base[0])
                 n = snprintf(line, sizeof line, "%s = \"<set, hidden>\"\n", keys[i].name);
             else
                 n = snprintf(line, sizeof line, "%s = \"%s\"\n", keys[i].name, base);

@@ -28,8 +28,11 @@ typedef struct core_config {
     int close_timeout_s;            /* a peer must answer our close within this */
     int msgs_per_s;                 /* per-connection message rate (token bucket) */
     int msgs_burst;                 /* token bucket depth */
+    /* persistence */
+    char data_dir[CORE_CONFIG_STR];  /* local state: SQLite file, generated secret */
+    char store_url[CORE_CONFIG_STR]; /* "" = SQLite in data_dir; postgres://... */
     /* auth */
-    char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = random per run */
+    char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = data_dir/jwt.secret */
     int token_ttl_s;                  /* lifetime of issued tokens */
     /* world */
     int world_w;                    /* world width in units */

@@ -12,6 +12,7 @@
 #include "core_config.h"
 #include "core_log.h"
 #include "core_metrics.h"
+#include "core_secret.h"
 #include "gw.h"
 #include "sim.h"
 #include "spatial.h"
@@ -86,6 +87,16 @@ static int cmd_serve(int argc, char **argv)
         return 0;
     }
     core_log_set_level(core_log_level_parse(cfg.log_level));
+    if (!cfg.jwt_secret[0]) {
+        /* generated once and kept, so tokens survive a restart */
+        char path[CORE_CONFIG_STR + 16];
+        snprintf(path, sizeof path, "%s/jwt.secret", cfg.data_dir);
+        if (core_secret_load_or_create(path, 32, cfg.jwt_secret, sizeof cfg.jwt_secret, err,
+                                       sizeof err) != 0) {
+            fprintf(stderr, "tessera serve: %s\n", err);
+            return 1;
+        }
+    }
 
     int rc = 1;
     core_metrics *m = core_metrics_create();

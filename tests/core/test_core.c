@@ -13,6 +13,8 @@
 #include "core_idmap.h"
 #include "core_metrics.h"
 #include "core_rng.h"
+#include "core_secret.h"
+#include <sys/stat.h>
 
 static void test_varint_round_trip(void **state)
 {
@@ -197,6 +199,38 @@ static void test_rng_deterministic(void **state)
     }
 }
 
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tessera-secret-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], a[65], b[65], err[256];
+    snprintf(path, sizeof path, "%s/sub/jwt.secret", dir);
+    assert_int_equal(core_secret_load_or_create(path, 32, a, sizeof a, err, sizeof err), 0);
+    assert_int_equal(strlen(a), 64);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    /* the same secret on the next start */
+    assert_int_equal(core_secret_load_or_create(path, 32, b, sizeof b, err, sizeof err), 0);
+    assert_string_equal(a, b);
+    /* a world-readable secret is refused */
+    chmod(path, 0644);
+    assert_int_equal(core_secret_load_or_create(path, 32, b, sizeof b, err, sizeof err), -1);
+    assert_non_null(strstr(err, "chmod 600"));
+    /* so is a damaged one */
+    chmod(path, 0600);
+    FILE *f = fopen(path, "w");
+    fputs("not hex\n", f);
+    fclose(f);
+    assert_int_equal(core_secret_load_or_create(path, 32, b, sizeof b, err, sizeof err), -1);
+    unlink(path);
+    char sub[128];
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    rmdir(sub);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -204,6 +238,7 @@ int main(void)
         cmocka_unit_test(test_buf_le_and_consume), cmocka_unit_test(test_idmap_against_reference),
         cmocka_unit_test(test_config_precedence),  cmocka_unit_test(test_config_errors),
         cmocka_unit_test(test_metrics_render),     cmocka_unit_test(test_rng_deterministic),
+        cmocka_unit_test(test_secret_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
