@@ -31,6 +31,11 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
               const spatial_cellmap *cells, core_metrics *m, const gw_hooks *hooks);
 void gw_destroy(gw *g); /* NULL is a no-op */
 
+/* Keeps accounts in st (borrowed; outlives g) instead of memory. Call
+ * before gw_run. */
+struct store;
+void gw_set_store(gw *g, struct store *st);
+
 /* The bound port (useful with port 0). */
 int gw_port(const gw *g);
 

@@ -26,6 +26,7 @@ enum {
     GW_AUTH_E_USERNAME = -4,    /* username not 3..24 of [A-Za-z0-9_-] */
     GW_AUTH_E_PASSWORD = -5,    /* password not 6..128 bytes */
     GW_AUTH_E_BUSY = -6,        /* login queue full */
+    GW_AUTH_E_STORE = -7,       /* the account store failed: try again later */
 };
 
 typedef struct gw_auth gw_auth;
@@ -64,8 +65,13 @@ typedef struct gw_login_result {
     char token[1024]; /* on success: a fresh access token */
 } gw_login_result;
 
-/* Starts n_threads workers (>= 1). queue_cap bounds pending logins. */
+/* Starts n_threads workers (>= 1). queue_cap bounds pending logins.
+ * Accounts live in memory until gw_login_use_store. */
 int gw_login_create(gw_login **out, gw_auth *auth, int n_threads, int queue_cap);
+/* Keeps accounts in the store (borrowed; outlives l) from now on. Call
+ * before the first submit. */
+struct store;
+void gw_login_use_store(gw_login *l, struct store *st);
 void gw_login_destroy(gw_login *l); /* joins workers; NULL is a no-op */
 
 /* Queues a login (create the account on first use, else check the

@@ -13,6 +13,7 @@
  * Password hashing lives here rather than in gw_auth.c: gw_auth.h exports
  * no password API and this file is its only user, so it stays static. */
 #include "gw_auth.h"
+#include "store.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -197,7 +198,8 @@ typedef struct login_req {
 
 struct gw_login {
     gw_auth *auth; /* borrowed; outlives the service */
-    registry reg;
+    registry reg;  /* accounts when there is no store (tests) */
+    store *st;     /* borrowed; NULL = the in-memory registry */
 
     pthread_mutex_t mu;       /* guards everything below except efd and threads */
     pthread_cond_t cv;        /* signalled when a request is queued or on stop */
@@ -215,6 +217,36 @@ struct gw_login {
     int n_threads;
 };
 
+/* Looks an account up in the store. Returns true with *out filled; false
+ * with res->status left as GW_AUTH_E_CREDENTIALS when it does not exist,
+ * or set to GW_AUTH_E_STORE when the store failed. */
+static bool store_find(gw_login *l, const char *username, account *out, gw_login_result *res)
+{
+    store_account sa;
+    int rc = store_account_find(l->st, &sa, username);
+    if (rc == STORE_ERR_NOTFOUND)
+        return false;
+    if (rc != STORE_OK || sa.id <= 0 || sa.id > UINT32_MAX ||
+        strlen(sa.pw_hash) >= sizeof out->hash) {
+        core_log(CORE_LOG_ERROR, "gw", NULL, "login: account lookup failed: %s",
+                 store_strerror(rc));
+        res->status = GW_AUTH_E_STORE;
+        return false;
+    }
+    memset(out, 0, sizeof *out);
+    out->account_id = (uint32_t)sa.id;
+    snprintf(out->username, sizeof out->username, "%.*s", (int)(sizeof out->username - 1),
+             sa.username);
+    memcpy(out->hash, sa.pw_hash, strlen(sa.pw_hash) + 1);
+    sodium_memzero(&sa, sizeof sa);
+    return true;
+}
+
+void gw_login_use_store(gw_login *l, store *st)
+{
+    l->st = st;
+}
+
 /* The whole login of one (valid) username/password pair: check the
  * password of an existing account, or create it. Any thread. */
 static void login_do(gw_login *l, const char *username, const char *password, gw_login_result *res)
@@ -227,23 +259,43 @@ static void login_do(gw_login *l, const char *username, const char *password, gw
     res->token[0] = '\0';
     snprintf(res->username, sizeof res->username, "%s", username);
 
-    pthread_mutex_lock(&l->reg.mu);
-    found = account_find(&l->reg, username, &acc);
-    pthread_mutex_unlock(&l->reg.mu);
-
-    if (!found) {
-        char hash[crypto_pwhash_STRBYTES];
-        password_hash(hash, password, pw_n); /* slow: outside the lock */
-        /* Look again: another worker may have created the account while we
-         * hashed. Then exactly one account exists and this login is checked
-         * against the winner's password like any later login. */
+    if (l->st) {
+        found = store_find(l, username, &acc, res);
+        if (!found && res->status == GW_AUTH_E_CREDENTIALS) {
+            char hash[crypto_pwhash_STRBYTES];
+            password_hash(hash, password, pw_n); /* slow: no lock held */
+            int64_t id = 0;
+            int rc = store_account_create(l->st, &id, username, hash);
+            if (rc == STORE_OK && id > 0 && id <= UINT32_MAX) {
+                acc.account_id = (uint32_t)id;
+                res->status = GW_AUTH_OK;
+            } else if (rc == STORE_ERR_EXISTS) {
+                /* created by a concurrent first login: check against it */
+                found = store_find(l, username, &acc, res);
+            } else {
+                res->status = GW_AUTH_E_STORE;
+            }
+            sodium_memzero(hash, sizeof hash);
+        }
+    } else {
         pthread_mutex_lock(&l->reg.mu);
         found = account_find(&l->reg, username, &acc);
-        if (!found) {
-            acc.account_id = account_create(&l->reg, username, hash);
-            res->status = GW_AUTH_OK;
-        }
         pthread_mutex_unlock(&l->reg.mu);
+
+        if (!found) {
+            char hash[crypto_pwhash_STRBYTES];
+            password_hash(hash, password, pw_n); /* slow: outside the lock */
+            /* Look again: another worker may have created the account while
+             * we hashed. Then exactly one account exists and this login is
+             * checked against the winner's password like any later login. */
+            pthread_mutex_lock(&l->reg.mu);
+            found = account_find(&l->reg, username, &acc);
+            if (!found) {
+                acc.account_id = account_create(&l->reg, username, hash);
+                res->status = GW_AUTH_OK;
+            }
+            pthread_mutex_unlock(&l->reg.mu);
+        }
     }
     if (found && password_verify(acc.hash, password, pw_n))
         res->status = GW_AUTH_OK;

@@ -222,6 +222,9 @@ static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
     case GW_AUTH_E_BUSY:
         respond_error(g, c, 503, "busy", "too many logins in progress; retry later", false);
         break;
+    case GW_AUTH_E_STORE:
+        respond_error(g, c, 503, "unavailable", "account store unavailable; retry later", false);
+        break;
     default:
         respond_error(g, c, 500, "internal", "login failed", false);
         break;
@@ -255,6 +258,9 @@ void gw_routes_login_done(gw *g, const gw_login_result *r)
         break;
     case GW_AUTH_E_BUSY:
         respond_error(g, c, 503, "busy", "too many logins in progress; retry later", false);
+        break;
+    case GW_AUTH_E_STORE:
+        respond_error(g, c, 503, "unavailable", "account store unavailable; retry later", false);
         break;
     default:
         respond_error(g, c, 500, "internal", "login failed", false);

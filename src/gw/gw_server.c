@@ -494,6 +494,11 @@ void gw_stop(gw *g)
     (void)w;
 }
 
+void gw_set_store(gw *g, struct store *st)
+{
+    gw_login_use_store(g->login, st);
+}
+
 int gw_port(const gw *g)
 {
     return g->port;

@@ -16,6 +16,7 @@
 #include "gw.h"
 #include "sim.h"
 #include "spatial.h"
+#include "store.h"
 
 static gw *g_gw; /* for the signal handler only; gw_stop is async-signal-safe */
 
@@ -36,6 +37,8 @@ static void usage(FILE *f)
             "usage:\n"
             "  tessera serve [flags]     run gateway, shards and store in one process\n"
             "  tessera bots [flags]      the load generator (tessera bots --help)\n"
+            "  tessera migrate up|status [--store-url URL] [--data-dir DIR]\n"
+            "                            apply or show schema migrations\n"
             "  tessera --help            this text\n"
             "  tessera --version         print the version\n\n"
             "serve flags (also TESSERA_<KEY> environment variables and a config file,\n"
@@ -45,6 +48,57 @@ static void usage(FILE *f)
             "%.*s",
             TESSERA_VERSION, (int)b.len, (const char *)b.data);
     core_buf_free(&b);
+}
+
+/* Opens the configured store: store_url, or SQLite in data_dir. */
+static int open_store(store **out, const core_config *cfg)
+{
+    char url[CORE_CONFIG_STR + 32];
+    if (cfg->store_url[0])
+        snprintf(url, sizeof url, "%s", cfg->store_url);
+    else
+        snprintf(url, sizeof url, "sqlite:%s/tessera.db", cfg->data_dir);
+    int rc = store_open(out, url, NULL);
+    if (rc != STORE_OK)
+        fprintf(stderr, "tessera: cannot open the store: %s\n", store_errmsg(NULL));
+    return rc;
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    if (argc < 1 || (strcmp(argv[0], "up") != 0 && strcmp(argv[0], "status") != 0)) {
+        fprintf(stderr, "usage: tessera migrate up|status [--store-url URL] [--data-dir DIR]\n");
+        return 2;
+    }
+    core_config cfg;
+    core_config_defaults(&cfg);
+    char err[512];
+    if (core_config_load(&cfg, argc - 1, argv + 1, NULL, NULL, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera migrate: %s\n", err);
+        return 2;
+    }
+    store *st = NULL;
+    if (open_store(&st, &cfg) != STORE_OK)
+        return 1;
+    int rc = 0, cur = 0, latest = 0;
+    if (strcmp(argv[0], "up") == 0) {
+        int applied = 0;
+        if (store_migrate_up(st, &applied) != STORE_OK) {
+            fprintf(stderr, "tessera migrate: %s\n", store_errmsg(st));
+            rc = 1;
+        } else {
+            printf("applied %d migration(s)\n", applied);
+        }
+    }
+    if (rc == 0 && store_migrate_status(st, &cur, &latest) == STORE_OK)
+        printf("%s schema version %d of %d%s\n", store_backend(st), cur, latest,
+               cur == latest ? " (up to date)" : " (run: tessera migrate up)");
+    else if (rc == 0) {
+        fprintf(stderr, "tessera migrate: %s\n", store_errmsg(st));
+        rc = 1;
+    }
+    store_close(st);
+    return rc;
 }
 
 typedef struct serve_ctx {
@@ -106,7 +160,17 @@ static int cmd_serve(int argc, char **argv)
     sim_shard *shards[BUS_MAX_SHARDS] = {0};
     serve_ctx sc = {0};
     gw *g = NULL;
+    store *st = NULL;
 
+    if (open_store(&st, &cfg) != STORE_OK)
+        goto done;
+    int applied = 0;
+    if (store_migrate_up(st, &applied) != STORE_OK) {
+        fprintf(stderr, "tessera serve: migrating the store failed: %s\n", store_errmsg(st));
+        goto done;
+    }
+    if (applied)
+        CORE_INFO("main", "store: applied %d migration(s) (%s)", applied, store_backend(st));
     if (sim_map_load(&map, cfg.map_file, err, sizeof err) != 0) {
         fprintf(stderr, "tessera serve: %s\n", err);
         goto done;
@@ -130,6 +194,7 @@ static int cmd_serve(int argc, char **argv)
     gw_hooks hooks = {.ctx = &sc, .is_ready = hook_ready, .current_tick = hook_tick};
     if (gw_create(&g, &cfg, 0, b, &cells, m, &hooks) != 0)
         goto done;
+    gw_set_store(g, st);
     if (sim_runner_start(&sc.runner, shards, cfg.shards, cfg.tick_hz, m) != 0)
         goto done;
 
@@ -154,6 +219,7 @@ done:
     bus_destroy(b);
     spatial_cellmap_free(&cells);
     sim_map_free(&map);
+    store_close(st);
     core_metrics_destroy(m);
     return rc;
 }
@@ -181,6 +247,8 @@ int main(int argc, char **argv)
             }
         return cmd_serve(argc - 2, argv + 2);
     }
+    if (strcmp(cmd, "migrate") == 0)
+        return cmd_migrate(argc - 2, argv + 2);
     if (strcmp(cmd, "bots") == 0)
         return bots_main(argc - 2, argv + 2);
     fprintf(stderr, "tessera: unknown command '%s' (try --help)\n", cmd);

@@ -133,10 +133,14 @@ static int pg_begin(store_conn *bc, bool is_exclusive)
     int rc = pg_simple(c, "BEGIN", "begin");
     if (rc == STORE_OK && is_exclusive)
         rc = pg_simple(c, "SELECT pg_advisory_xact_lock(" PG_MIGRATE_LOCK_KEY ")", "lock");
-    if (rc == STORE_OK)
+    if (rc == STORE_OK) {
         bc->in_txn = true;
-    else
+    } else if (PQstatus(c->pg) == CONNECTION_OK) {
+        char why[sizeof c->base.err];
+        memcpy(why, c->base.err, sizeof why);
         pg_simple(c, "ROLLBACK", "rollback");
+        memcpy(c->base.err, why, sizeof why);
+    }
     return rc;
 }
 

@@ -383,8 +383,11 @@ static void set_done(store_queue *q, size_t i, int status, const char *reason)
     d->token = q->batch[i].token;
     d->kind = q->batch[i].a.kind;
     d->status = status;
-    if (reason)
-        snprintf(d->reason, sizeof d->reason, "%s", reason);
+    if (reason) { /* truncated to fit: the reason is for humans */
+        size_t n = strnlen(reason, sizeof d->reason - 1);
+        memcpy(d->reason, reason, n);
+        d->reason[n] = '\0';
+    }
 }
 
 enum { GC_OK, GC_DOWN, GC_ITEM, GC_COMMIT };

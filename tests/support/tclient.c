@@ -5,6 +5,7 @@
 #include "tclient.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +82,8 @@ void ts__rng_bytes(uint8_t *p, size_t n)
 static volatile sig_atomic_t g_pids[TS_MAX_SERVERS];
 static char g_logs[TS_MAX_SERVERS][128]; /* log of every server started */
 static int g_n_servers;
+static char g_data_dirs[TS_MAX_SERVERS][64]; /* data folders made for servers */
+static int g_n_data_dirs;
 static bool g_atexit_done;
 
 static void on_alarm(int sig);
@@ -177,6 +180,24 @@ void ts_server_dump_log(const ts_server *s, size_t max_bytes)
     fprintf(stderr, "---- end of server log ----\n");
 }
 
+/* Removes a data folder made by server_spawn (files only one level deep). */
+static void remove_data_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            if (e->d_name[0] == '.')
+                continue;
+            char p[512];
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            unlink(p);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
 void ts_finish(int failed)
 {
     on_exit_cleanup();
@@ -191,6 +212,9 @@ void ts_finish(int failed)
         if (!keep)
             unlink(g_logs[i]);
     }
+    for (int i = 0; i < g_n_data_dirs; i++)
+        if (!keep)
+            remove_data_dir(g_data_dirs[i]);
 }
 
 static int free_port(void)
@@ -270,8 +294,25 @@ static int server_spawn(ts_server *s, const char *bin, const char *const extra_a
     argv[argc++] = port_str;
     argv[argc++] = "--log-level";
     argv[argc++] = "warn";
-    for (int i = 0; extra_args && extra_args[i] && argc < 63; i++)
+    bool has_data_dir = false;
+    for (int i = 0; extra_args && extra_args[i] && argc < 61; i++) {
+        has_data_dir |= strncmp(extra_args[i], "--data-dir", 10) == 0;
         argv[argc++] = extra_args[i];
+    }
+    /* each server gets its own state (SQLite file, secret) unless the test
+     * names a folder, e.g. to restart a server on the same data */
+    char data_dir[64] = "";
+    if (!has_data_dir) {
+        snprintf(data_dir, sizeof data_dir, "/tmp/tessera-it-data-XXXXXX");
+        if (!mkdtemp(data_dir)) {
+            close(log_fd);
+            return -2;
+        }
+        if (g_n_data_dirs < TS_MAX_SERVERS)
+            snprintf(g_data_dirs[g_n_data_dirs++], sizeof g_data_dirs[0], "%s", data_dir);
+        argv[argc++] = "--data-dir";
+        argv[argc++] = data_dir;
+    }
     argv[argc] = NULL;
 
     pid_t parent = getpid();

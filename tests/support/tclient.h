@@ -62,7 +62,8 @@ typedef struct ts_server {
 } ts_server;
 
 /* Starts "$TESSERA_BIN serve --port P --log-level warn <extra_args>" on a
- * free loopback port, its stderr going to a temporary log file, and waits
+ * free loopback port, with a fresh temporary --data-dir (removed by
+ * ts_finish) unless extra_args names one, its stderr going to a temporary log file, and waits
  * up to 10 s for GET /healthz to answer 200. extra_args is a
  * NULL-terminated array of separate argv words (NULL for none). Retries
  * with another port if the process exits during start-up. Returns 0, or
