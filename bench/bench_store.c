@@ -5,10 +5,10 @@
  * Flush: N dirty player states submitted through the store thread, then
  * one flush (ONE transaction) timed twice: first as inserts (new rows),
  * then as updates (every row newer). Prints rows/s and the submit cost.
- * Logins: L accounts with a player row and 3 inventory slots; a "login" is
- * account find + player load + inventory load (no argon2id), timed once on
- * a fresh handle (cache cold: every read hits the database) and again on
- * the same handle (cache warm). One JSON line per figure on stdout.
+ * Logins: L accounts (default 10,000, at most N) with a player row and 3 inventory slots; a "login"
+ * is account find + player load + inventory load (no argon2id), timed once on a fresh handle (cache
+ * cold: every read hits the database) and again on the same handle (cache warm). One JSON line per
+ * figure on stdout.
  *
  * SQLite needs no url (a temporary file, removed at the end); PostgreSQL
  * needs --url on an empty database (scripts/bench-store.sh starts a
@@ -30,8 +30,7 @@ static double secs_since(uint64_t t0)
 
 static void die(const char *what, store *s, int rc)
 {
-    fprintf(stderr, "bench_store: %s: %s (%s)\n", what, store_strerror(rc),
-            store_errmsg(s));
+    fprintf(stderr, "bench_store: %s: %s (%s)\n", what, store_strerror(rc), store_errmsg(s));
     exit(1);
 }
 
@@ -55,8 +54,11 @@ static void bench_flush(store *s, const char *backend, size_t n, int64_t v, cons
 {
     uint64_t t0 = core_now_ns();
     for (size_t i = 0; i < n; i++) {
-        store_player p = {.account_id = (int64_t)i + 1, .x = (double)i * 0.25 + (double)v,
-                          .y = (double)(i % 1000), .hp = 100, .version = v,
+        store_player p = {.account_id = (int64_t)i + 1,
+                          .x = (double)i * 0.25 + (double)v,
+                          .y = (double)(i % 1000),
+                          .hp = 100,
+                          .version = v,
                           .last_seen_s = core_wall_s()};
         int rc = store_submit_player(s, &p);
         if (rc != STORE_OK)
@@ -91,8 +93,11 @@ static int64_t *make_accounts(store *s, size_t l)
     size_t pending = 0;
     for (size_t i = 0; i < l; i++) {
         for (int slot = 0; slot < 3; slot++) {
-            store_action a = {.kind = STORE_ACT_INV_SET, .account_id = ids[i], .slot = slot,
-                              .item_kind = slot + 1, .quantity = 1};
+            store_action a = {.kind = STORE_ACT_INV_SET,
+                              .account_id = ids[i],
+                              .slot = slot,
+                              .item_kind = slot + 1,
+                              .quantity = 1};
             int rc;
             while ((rc = store_submit(s, 0, 0, &a)) == STORE_ERR_FULL) {
                 store_completion c[256];
@@ -149,7 +154,7 @@ static void bench_logins(store *s, const char *backend, const int64_t *ids, size
 int main(int argc, char **argv)
 {
     const char *backend = "sqlite", *url = NULL;
-    size_t players = 10000, logins = 2000;
+    size_t players = 10000, logins = 10000;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--backend"))
             backend = argv[i + 1];
@@ -169,7 +174,8 @@ int main(int argc, char **argv)
     bool is_pg = strcmp(backend, "postgres") == 0;
     char dir[64] = "", path[128];
     if (is_pg && !url) {
-        fprintf(stderr, "bench_store: --backend postgres needs --url (see scripts/bench-store.sh)\n");
+        fprintf(stderr,
+                "bench_store: --backend postgres needs --url (see scripts/bench-store.sh)\n");
         return 2;
     }
     if (!url) {

@@ -10,6 +10,7 @@
  *    gateway's epoll loop watches. */
 #ifndef GW_AUTH_H
 #define GW_AUTH_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,12 +58,19 @@ int gw_auth_verify(gw_auth *a, const char *token, size_t len, gw_claims *claims,
 /* ---- accounts + asynchronous login ---- */
 typedef struct gw_login gw_login;
 
+enum { GW_JOB_LOGIN = 0, GW_JOB_LOAD = 1 };
+
 typedef struct gw_login_result {
     uint64_t cookie;     /* the caller's value from gw_login_submit */
+    int kind;            /* GW_JOB_LOGIN or GW_JOB_LOAD */
     int status;          /* GW_AUTH_OK or a GW_AUTH_E_* code */
     uint32_t account_id; /* on success */
     char username[33];
     char token[1024]; /* on success: a fresh access token */
+    /* GW_JOB_LOAD: the player's stored state (has_player false for a new
+     * player or when there is no store) */
+    bool has_player;
+    float x, y;
 } gw_login_result;
 
 /* Starts n_threads workers (>= 1). queue_cap bounds pending logins.
@@ -79,6 +87,12 @@ void gw_login_destroy(gw_login *l); /* joins workers; NULL is a no-op */
  * for invalid input (nothing queued), or GW_AUTH_E_BUSY. The result
  * arrives through gw_login_poll. Gateway thread. */
 int gw_login_submit(gw_login *l, uint64_t cookie, const char *username, const char *password);
+
+/* Queues a load of the player record of account_id (from the store's
+ * cache when it is there), for a WebSocket session about to enter the
+ * world; the result (kind GW_JOB_LOAD) comes through gw_login_poll.
+ * Returns 0 or GW_AUTH_E_BUSY. Gateway thread. */
+int gw_login_submit_load(gw_login *l, uint64_t cookie, uint32_t account_id);
 
 /* An eventfd readable when results are waiting. */
 int gw_login_fd(gw_login *l);

@@ -395,7 +395,7 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
     gw_conn_update_events(g, c);
 }
 
-int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims)
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn)
 {
     gw_ws_parser_init(&c->ws, (size_t)g->cfg.max_message_bytes);
     c->is_ws_init = true;
@@ -410,6 +410,12 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims)
     const spatial_cellmap *cm = g->cells;
     float x = core_rng_unit(&g->rng) * (float)cm->world_w;
     float y = core_rng_unit(&g->rng) * (float)cm->world_h;
+    if (spawn && spawn[0] >= 0 && spawn[1] >= 0 && spawn[0] <= (float)cm->world_w &&
+        spawn[1] <= (float)cm->world_h) {
+        /* where the player stood when it was last saved */
+        x = spawn[0];
+        y = spawn[1];
+    }
     c->route_shard = (uint16_t)spatial_cellmap_owner(cm, x, y);
     proto_join j = {
         .session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id, .x = x, .y = y};

@@ -75,6 +75,9 @@ typedef struct gw_conn {
     bool is_welcomed;          /* a shard frame (WELCOME first) has been queued */
     bool is_head;              /* current request is HEAD (respond without body) */
     bool is_keep_alive;        /* current request keeps the connection */
+    bool is_upgrade_wait;      /* LOGIN_WAIT for the player load of an upgrade */
+    bool is_upgrade_sub;       /* the upgrade named our subprotocol: echo it */
+    char upgrade_accept[29];   /* Sec-WebSocket-Accept for the pending upgrade */
 
     uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
     uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
@@ -121,8 +124,8 @@ struct gw {
 
     int ep_fd, listen_fd, timer_fd, stop_fd, bus_fd, login_fd;
     int port;
-    bool is_listening; /* listener in epoll */
-    bool is_emfile;    /* paused by EMFILE/ENFILE: retry on the sweep */
+    bool is_listening;    /* listener in epoll */
+    bool is_emfile;       /* paused by EMFILE/ENFILE: retry on the sweep */
     bool is_emfile_retry; /* the sweep is retrying after EMFILE: pause again quietly */
     bool is_stopping;
     uint64_t now_ms; /* cached at the top of each round */
@@ -197,7 +200,10 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
 void gw_conn_close(gw *g, gw_conn *c);
 /* Enters the WebSocket state after the 101 and sends JOIN to the shard
  * owning a random spawn point. Returns 0, or -1 (c is closing). */
-int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims);
+/* Opens the WebSocket session of c (the 101 is already queued) and sends
+ * JOIN: at *spawn (x, y) when the player has a stored position, else at a
+ * random point. */
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn);
 /* Heartbeats and deadlines for one connection. */
 void gw_conn_sweep(gw *g, gw_conn *c);
 /* Frees connections closed during this round. */

@@ -192,6 +192,8 @@ static uint32_t account_create(registry *r, const char *username, const char *ha
 
 typedef struct login_req {
     uint64_t cookie;
+    int kind;            /* GW_JOB_* */
+    uint32_t account_id; /* GW_JOB_LOAD */
     char username[GW_LOGIN_NAME_MAX + 1];
     char password[GW_LOGIN_PASS_MAX + 1]; /* wiped once used or dropped */
 } login_req;
@@ -307,6 +309,26 @@ static void login_do(gw_login *l, const char *username, const char *password, gw
     sodium_memzero(&acc, sizeof acc);
 }
 
+/* Loads the player record for a session entering the world. */
+static void load_do(gw_login *l, uint32_t account_id, gw_login_result *res)
+{
+    res->account_id = account_id;
+    res->status = GW_AUTH_OK;
+    if (!l->st)
+        return;
+    store_player p;
+    int rc = store_player_load(l->st, &p, account_id);
+    if (rc == STORE_OK) {
+        res->has_player = true;
+        res->x = (float)p.x;
+        res->y = (float)p.y;
+    } else if (rc != STORE_ERR_NOTFOUND) {
+        core_log(CORE_LOG_ERROR, "gw", NULL, "player %u: load failed: %s", account_id,
+                 store_strerror(rc));
+        res->status = GW_AUTH_E_STORE;
+    }
+}
+
 static void login_signal(gw_login *l)
 {
     uint64_t one = 1;
@@ -336,7 +358,11 @@ static void *login_worker(void *arg)
 
         memset(&res, 0, sizeof res);
         res.cookie = req.cookie;
-        login_do(l, req.username, req.password, &res);
+        res.kind = req.kind;
+        if (req.kind == GW_JOB_LOAD)
+            load_do(l, req.account_id, &res);
+        else
+            login_do(l, req.username, req.password, &res);
         sodium_memzero(&req, sizeof req);
 
         pthread_mutex_lock(&l->mu);
@@ -429,8 +455,27 @@ int gw_login_submit(gw_login *l, uint64_t cookie, const char *username, const ch
     }
     login_req *slot = &l->queue[(l->q_head + l->q_len) % l->queue_cap];
     slot->cookie = cookie;
+    slot->kind = GW_JOB_LOGIN;
     snprintf(slot->username, sizeof slot->username, "%s", username);
     snprintf(slot->password, sizeof slot->password, "%s", password);
+    l->q_len++;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+}
+
+int gw_login_submit_load(gw_login *l, uint64_t cookie, uint32_t account_id)
+{
+    pthread_mutex_lock(&l->mu);
+    if (l->q_len >= l->queue_cap || l->q_len + l->n_running + l->r_len >= l->res_cap) {
+        pthread_mutex_unlock(&l->mu);
+        return GW_AUTH_E_BUSY;
+    }
+    login_req *slot = &l->queue[(l->q_head + l->q_len) % l->queue_cap];
+    memset(slot, 0, sizeof *slot);
+    slot->cookie = cookie;
+    slot->kind = GW_JOB_LOAD;
+    slot->account_id = account_id;
     l->q_len++;
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);

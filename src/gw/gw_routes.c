@@ -231,6 +231,8 @@ static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
     }
 }
 
+static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r);
+
 void gw_routes_login_done(gw *g, const gw_login_result *r)
 {
     /* The cookie is the connection id: a result for a connection that has
@@ -238,6 +240,11 @@ void gw_routes_login_done(gw *g, const gw_login_result *r)
     gw_conn *c = r->cookie >> 32 ? NULL : gw_conn_find(g, (uint32_t)r->cookie);
     if (!c || c->state != GW_CONN_LOGIN_WAIT)
         return;
+    if (r->kind == GW_JOB_LOAD) {
+        if (c->is_upgrade_wait)
+            upgrade_done(g, c, r);
+        return;
+    }
     c->state = GW_CONN_HTTP;
     switch (r->status) {
     case GW_AUTH_OK:
@@ -353,15 +360,47 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
         auth_refuse(g, c, why ? why : "invalid token");
         return;
     }
+    /* The session enters the world where the player last stood: load the
+     * record on the workers (the gateway thread never waits for the
+     * store), then answer 101 and send JOIN (upgrade_done). */
+    c->account_id = claims.account_id;
+    snprintf(c->username, sizeof c->username, "%s", claims.username);
+    memcpy(c->upgrade_accept, accept, sizeof accept);
+    c->is_upgrade_sub = sub != NULL;
+    if (gw_login_submit_load(g->login, c->id, claims.account_id) != 0) {
+        respond_error(g, c, 503, "busy", "too many sessions starting; retry later", true);
+        return;
+    }
+    c->is_upgrade_wait = true;
+    c->state = GW_CONN_LOGIN_WAIT;
+    c->deadline_ms = 0;
+    gw_conn_update_events(g, c); /* frames sent early wait in the kernel */
+}
+
+/* The player record for a pending upgrade arrived. */
+static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
+{
+    c->is_upgrade_wait = false;
+    c->state = GW_CONN_HTTP;
+    if (r->status != GW_AUTH_OK) {
+        respond_error(g, c, 503, "unavailable", "player store unavailable; retry later", true);
+        return;
+    }
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                     accept, sub ? "Sec-WebSocket-Protocol: " PROTO_SUBPROTOCOL "\r\n" : "");
+                     c->upgrade_accept,
+                     c->is_upgrade_sub ? "Sec-WebSocket-Protocol: " PROTO_SUBPROTOCOL "\r\n" : "");
     core_buf_append(&c->out, head, (size_t)n);
     core_counter_add(gw_http_counter(g, 101), 1);
     gw_conn_touch(g, c);
-    gw_conn_ws_start(g, c, &claims);
+    gw_claims claims = {.account_id = c->account_id};
+    snprintf(claims.username, sizeof claims.username, "%s", c->username);
+    float spawn[2] = {r->x, r->y};
+    gw_conn_ws_start(g, c, &claims, r->has_player ? spawn : NULL);
+    if (c->state == GW_CONN_WS)
+        gw_conn_process_buffered(g, c); /* frames sent right after the 101 */
 }
 
 /* ---- requests ---- */

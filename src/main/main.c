@@ -189,7 +189,12 @@ static int cmd_serve(int argc, char **argv)
             fprintf(stderr, "tessera serve: cannot create shard %d\n", i);
             goto done;
         }
+        sim_shard_set_store(shards[i], st);
         sim_shard_spawn_npcs(shards[i]);
+    }
+    if (store_start(st) != STORE_OK) {
+        fprintf(stderr, "tessera serve: cannot start the store thread: %s\n", store_errmsg(st));
+        goto done;
     }
     gw_hooks hooks = {.ctx = &sc, .is_ready = hook_ready, .current_tick = hook_tick};
     if (gw_create(&g, &cfg, 0, b, &cells, m, &hooks) != 0)

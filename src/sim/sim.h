@@ -39,6 +39,13 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
                      const sim_map *map, uint16_t index, bus *b, core_metrics *m);
 void sim_shard_destroy(sim_shard *s); /* NULL is a no-op */
 
+/* Persists players through st (borrowed; outlives s): every tick the
+ * states of players that moved are submitted to the store's coalescing
+ * queue (flushed in one transaction per flush interval), and a player's
+ * final state when it leaves. Call before the first step. */
+struct store;
+void sim_shard_set_store(sim_shard *s, struct store *st);
+
 /* Spawns this shard's share of cfg->npcs: the whole world's NPC positions
  * come from cfg->seed, and each shard keeps those in its cells, so the
  * world is the same whatever the shard count. */

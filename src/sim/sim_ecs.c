@@ -1,4 +1,5 @@
 /* sim_ecs.c - entity slots, ids and client records of a shard. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -137,6 +138,7 @@ uint32_t sim_client_alloc(sim_shard *s)
     c->known_y = ky;
     c->next_gseq = 1;
     c->err_tokens = SIM_ERRORS_PER_S;
+    c->saved_x = c->saved_y = NAN;
     s->n_clients++;
     return ci;
 }

@@ -82,6 +82,7 @@ static void drop_client(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
     uint32_t slot = c->slot;
+    sim_persist_client(s, c); /* where it stood when it left */
     if (slot != SIM_NONE) {
         sim_slot_release(s, slot);
         s->n_owned--;

@@ -44,9 +44,10 @@ typedef struct sim_client {
     uint32_t inputs_this_tick;
     int err_tokens; /* ERROR notices left this second */
     uint32_t err_refill_tick;
-    bool welcomed;     /* WELCOME has been sent */
-    bool reset;        /* next STATE carries the RESET flag */
-    core_buf reliable; /* records to send in this tick's frame */
+    bool welcomed;          /* WELCOME has been sent */
+    float saved_x, saved_y; /* position last handed to the store (NaN: never) */
+    bool reset;             /* next STATE carries the RESET flag */
+    core_buf reliable;      /* records to send in this tick's frame */
     /* area of interest: the slot table as the client has it */
     uint16_t slot_hi; /* highest used view slot + 1 */
     uint16_t n_known;
@@ -74,6 +75,7 @@ struct sim_shard {
     const spatial_cellmap *cells;
     const sim_map *map;
     bus *bus;
+    struct store *st; /* NULL: players are not persisted */
     uint16_t index;
     uint32_t tick;
     float dt;     /* seconds per tick */
@@ -154,6 +156,7 @@ struct sim_shard {
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
     core_counter *m_inputs_applied;
+    core_counter *m_store_refused;    /* player saves refused (store queue full) */
     core_counter *m_inputs_duplicate; /* gseq already applied: dropped */
     core_counter *m_inputs_skipped;   /* gseq gaps given up on */
 };
@@ -190,6 +193,10 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r);
 int sim_forward_lookup(sim_shard *s, uint32_t session_id);
 void sim_forward_add(sim_shard *s, uint32_t session_id, uint16_t shard);
 void sim_forward_expire(sim_shard *s);
+
+/* sim_persist.c */
+void sim_persist_players(sim_shard *s);
+void sim_persist_client(sim_shard *s, sim_client *c);
 
 /* sim_input.c */
 void sim_inputs_collect(sim_shard *s, core_rd *r, uint32_t count);

@@ -60,6 +60,9 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
         m, "tessera_aoi_capped_total", "Client-ticks whose interest set hit the budget", labels);
     s->m_inputs_applied =
         core_metrics_counter(m, "tessera_inputs_applied_total", "Inputs applied by shards", NULL);
+    s->m_store_refused = core_metrics_counter(
+        m, "tessera_player_saves_refused_total",
+        "Player state saves refused by a full store queue (retried next tick)", NULL);
     s->m_inputs_duplicate = core_metrics_counter(
         m, "tessera_inputs_duplicate_total",
         "Inputs dropped because their gateway sequence was already applied", NULL);
@@ -270,6 +273,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
             sim_aoi_client(s, ci);
     send_frames(s);
 
+    sim_persist_players(s);
     sim_handoffs_send(s);
     sim_ghosts_send(s);
     sim_forward_expire(s);

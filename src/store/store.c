@@ -47,19 +47,32 @@ const char *store_errmsg(store *s)
 const char *store_strerror(int rc)
 {
     switch (rc) {
-    case STORE_OK: return "ok";
-    case STORE_ERR_ARG: return "invalid argument";
-    case STORE_ERR_URL: return "unknown store url";
-    case STORE_ERR_NOTFOUND: return "not found";
-    case STORE_ERR_EXISTS: return "already exists";
-    case STORE_ERR_CONFLICT: return "conflict";
-    case STORE_ERR_CHECKSUM: return "checksum mismatch";
-    case STORE_ERR_FULL: return "store queue full";
-    case STORE_ERR_DB: return "database error";
-    case STORE_ERR_DOWN: return "database unreachable";
-    case STORE_ERR_TIMEOUT: return "not committed in time";
-    case STORE_ERR_CLOSED: return "store closed";
-    default: return "unknown store error";
+    case STORE_OK:
+        return "ok";
+    case STORE_ERR_ARG:
+        return "invalid argument";
+    case STORE_ERR_URL:
+        return "unknown store url";
+    case STORE_ERR_NOTFOUND:
+        return "not found";
+    case STORE_ERR_EXISTS:
+        return "already exists";
+    case STORE_ERR_CONFLICT:
+        return "conflict";
+    case STORE_ERR_CHECKSUM:
+        return "checksum mismatch";
+    case STORE_ERR_FULL:
+        return "store queue full";
+    case STORE_ERR_DB:
+        return "database error";
+    case STORE_ERR_DOWN:
+        return "database unreachable";
+    case STORE_ERR_TIMEOUT:
+        return "not committed in time";
+    case STORE_ERR_CLOSED:
+        return "store closed";
+    default:
+        return "unknown store error";
     }
 }
 
@@ -105,11 +118,11 @@ static void register_metrics(store *s, core_metrics *m)
     static core_histogram dummy_h = {.n_bounds = 0};
     if (!m) {
         /* Updates to the shared dummies race harmlessly (relaxed atomics). */
-        core_counter **cs[] = {&s->met.rows_flushed,      &s->met.flushes,
-                               &s->met.commit_failures,   &s->met.actions_committed,
-                               &s->met.actions_failed,    &s->met.refused,
-                               &s->met.cache_hits,        &s->met.cache_misses,
-                               &s->met.reconnects,        &s->met.errors,
+        core_counter **cs[] = {&s->met.rows_flushed,     &s->met.flushes,
+                               &s->met.commit_failures,  &s->met.actions_committed,
+                               &s->met.actions_failed,   &s->met.refused,
+                               &s->met.cache_hits,       &s->met.cache_misses,
+                               &s->met.reconnects,       &s->met.errors,
                                &s->met.checksum_failures};
         for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
             *cs[i] = &dummy_c[i];
@@ -440,7 +453,7 @@ static bool player_ok(const store_player *p)
 static int do_player_save(store *s, store_conn *c, void *ctx)
 {
     const store_player *p = ((args *)ctx)->in;
-    store_val v[6] = {SV_INT(p->account_id), SV_REAL(p->x),       SV_REAL(p->y),
+    store_val v[6] = {SV_INT(p->account_id), SV_REAL(p->x),      SV_REAL(p->y),
                       SV_INT(p->hp),         SV_INT(p->version), SV_INT(p->last_seen_s)};
     return s->ops->query(c, STORE_SQL_PLAYER_UPSERT, v, 6, NULL, NULL, NULL);
 }
@@ -539,8 +552,8 @@ int store_snapshot_read_latest(store *s, int64_t *out_tick, uint8_t **out_data, 
     *out_data = NULL;
     *out_len = 0;
     *out_n_refused = 0;
-    args a = {.out = out_tick, .out2 = out_data, .out3 = out_len, .out4 = out_n_refused,
-              .cell = cell};
+    args a = {
+        .out = out_tick, .out2 = out_data, .out3 = out_len, .out4 = out_n_refused, .cell = cell};
     return sync_call(s, STORE_OP_SNAPSHOT, true, do_snapshot_read, &a);
 }
 

@@ -117,10 +117,10 @@ typedef struct store_action {
 } store_action;
 
 typedef struct store_completion {
-    uint64_t token; /* the submitter's value */
-    int kind;       /* STORE_ACT_* */
-    int status;     /* STORE_OK only after commit; else an error code */
-    int64_t id;     /* TAKE: the item; PUT: the new world item; EVENT: seq */
+    uint64_t token;              /* the submitter's value */
+    int kind;                    /* STORE_ACT_* */
+    int status;                  /* STORE_OK only after commit; else an error code */
+    int64_t id;                  /* TAKE: the item; PUT: the new world item; EVENT: seq */
     int32_t item_kind, quantity; /* TAKE and PUT: what moved */
     char reason[160];            /* empty on success */
 } store_completion;

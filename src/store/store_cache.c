@@ -28,9 +28,9 @@ typedef struct entry {
     store_account account;
     store_player player;
     store_inventory inv;
-    uint64_t name_hash;          /* valid with has_account */
-    int32_t prev, next;          /* LRU list, head = most recent */
-    int32_t id_next, name_next;  /* bucket chains */
+    uint64_t name_hash;         /* valid with has_account */
+    int32_t prev, next;         /* LRU list, head = most recent */
+    int32_t id_next, name_next; /* bucket chains */
 } entry;
 
 struct store_cache {
@@ -262,8 +262,7 @@ void store_cache_put_account(store_cache *c, uint32_t gen, const store_account *
     pthread_mutex_unlock(&c->mu);
 }
 
-void store_cache_put_player(store_cache *c, uint32_t gen, int64_t account_id,
-                            const store_player *p)
+void store_cache_put_player(store_cache *c, uint32_t gen, int64_t account_id, const store_player *p)
 {
     pthread_mutex_lock(&c->mu);
     if (*stripe(c, account_id) == gen) {
@@ -294,8 +293,8 @@ void store_cache_note_player(store_cache *c, const store_player *p)
     (*stripe(c, p->account_id))++;
     int32_t i = find_id(c, p->account_id);
     /* The same rule as the database's upsert: never go back a version. */
-    if (i != NIL && (!c->e[i].has_player || c->e[i].is_player_absent ||
-                     c->e[i].player.version <= p->version)) {
+    if (i != NIL &&
+        (!c->e[i].has_player || c->e[i].is_player_absent || c->e[i].player.version <= p->version)) {
         c->e[i].has_player = true;
         c->e[i].is_player_absent = false;
         c->e[i].player = *p;

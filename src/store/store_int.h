@@ -47,9 +47,9 @@ typedef struct store_val {
     int type;
     int64_t i;
     double d;
-    const char *s;  /* TEXT: NUL-terminated */
-    const void *b;  /* BLOB */
-    size_t len;     /* BLOB bytes */
+    const char *s; /* TEXT: NUL-terminated */
+    const void *b; /* BLOB */
+    size_t len;    /* BLOB bytes */
 } store_val;
 #define SV_INT(v) ((store_val){.type = STORE_V_INT, .i = (v)})
 #define SV_REAL(v) ((store_val){.type = STORE_V_REAL, .d = (v)})
@@ -61,9 +61,9 @@ typedef int (*store_row_fn)(void *ctx, const store_val *cols, int n_cols);
 
 /* The common head of every backend connection. */
 typedef struct store_conn {
-    char err[256];   /* text of the last failure */
-    bool is_broken;  /* lost: reconnect before the next use */
-    bool in_txn;     /* between begin and commit/rollback */
+    char err[256];  /* text of the last failure */
+    bool is_broken; /* lost: reconnect before the next use */
+    bool in_txn;    /* between begin and commit/rollback */
 } store_conn;
 
 typedef struct store_ops {
@@ -122,7 +122,7 @@ bool store_queue_dirty_get(store_queue *q, int64_t account_id, store_player *out
 
 /* ---- fault injection state ---- */
 typedef struct store_fault {
-    int kind;          /* STORE_FAULT_* */
+    int kind;           /* STORE_FAULT_* */
     uint32_t countdown; /* calls left before the faulty one; 0 = this one */
 } store_fault;
 
@@ -170,8 +170,7 @@ int store_rec_account_find(const store_ops *o, store_conn *c, store_account *out
                            const char *username);
 int store_rec_player_load(const store_ops *o, store_conn *c, store_player *out, int64_t id);
 int store_rec_inventory_load(const store_ops *o, store_conn *c, store_inventory *out, int64_t id);
-int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id,
-                          const store_item *it);
+int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id, const store_item *it);
 int store_rec_items_by_cell(const store_ops *o, store_conn *c, store_item **out, size_t *out_n,
                             int64_t cell);
 int store_rec_snapshot_write(const store_ops *o, store_conn *c, int64_t cell, int64_t tick,

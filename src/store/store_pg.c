@@ -330,9 +330,9 @@ static int pg_players_upsert(store_conn *bc, const store_player *p, size_t n)
     bool ok = true;
     for (size_t i = 0; i < n && ok; i++) {
         used += (size_t)snprintf(buf + used, PG_COPY_CHUNK - used,
-                                 "%lld\t%.17g\t%.17g\t%d\t%lld\t%lld\n",
-                                 (long long)p[i].account_id, p[i].x, p[i].y, (int)p[i].hp,
-                                 (long long)p[i].version, (long long)p[i].last_seen_s);
+                                 "%lld\t%.17g\t%.17g\t%d\t%lld\t%lld\n", (long long)p[i].account_id,
+                                 p[i].x, p[i].y, (int)p[i].hp, (long long)p[i].version,
+                                 (long long)p[i].last_seen_s);
         /* A row is under 160 bytes: keep 256 free so the next one fits. */
         if (used > PG_COPY_CHUNK - 256 || i + 1 == n) {
             ok = PQputCopyData(c->pg, buf, (int)used) == 1;

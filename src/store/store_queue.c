@@ -73,18 +73,18 @@ struct store_queue {
     store_player *dirty; /* n_dirty dense entries */
     uint64_t *dirty_seq; /* seq of the last update of each entry */
     size_t n_dirty;
-    int32_t *index;   /* dense position or -1; power-of-two size >= 2 * max */
+    int32_t *index; /* dense position or -1; power-of-two size >= 2 * max */
     size_t index_cap;
     uint64_t seq; /* last sequence handed out */
 
     /* The store thread's own. */
-    store_conn *conn;        /* NULL or broken while the database is away */
-    qitem *batch;            /* taken from the ring, oldest first */
-    store_completion *done;  /* outcome per batch entry */
+    store_conn *conn;       /* NULL or broken while the database is away */
+    qitem *batch;           /* taken from the ring, oldest first */
+    store_completion *done; /* outcome per batch entry */
     size_t n_batch;
-    store_player *flushbuf;  /* max_dirty_players */
-    uint32_t backoff_ms;     /* 0 while healthy */
-    uint64_t next_retry_ns;  /* no database work before this */
+    store_player *flushbuf; /* max_dirty_players */
+    uint32_t backoff_ms;    /* 0 while healthy */
+    uint64_t next_retry_ns; /* no database work before this */
     bool is_down, had_conn;
     char last_err[256];
 };
@@ -449,8 +449,7 @@ static void process_batch(store_queue *q, bool is_final)
         } else {
             char why[200];
             snprintf(why, sizeof why, "not committed: %.180s", q->conn->err);
-            CORE_WARN("store", "group commit of %zu actions failed: %s", q->n_batch,
-                      q->conn->err);
+            CORE_WARN("store", "group commit of %zu actions failed: %s", q->n_batch, q->conn->err);
             for (size_t i = 0; i < q->n_batch; i++)
                 set_done(q, i, STORE_ERR_DB, why);
             finish(q, q->n_batch);

@@ -204,8 +204,7 @@ int store_rec_inventory_load(const store_ops *o, store_conn *c, store_inventory 
     return o->query(c, STORE_SQL_INV_LOAD, v, 1, row_inventory, out, NULL);
 }
 
-int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id,
-                          const store_item *it)
+int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id, const store_item *it)
 {
     store_val v[5] = {SV_INT(it->cell), SV_REAL(it->x), SV_REAL(it->y), SV_INT(it->item_kind),
                       SV_INT(it->quantity)};
@@ -316,8 +315,12 @@ int store_rec_event_append(const store_ops *o, store_conn *c, int64_t *out_seq,
                            const store_event *ev)
 {
     uint64_t sum = store_event_checksum(ev);
-    store_val v[6] = {SV_INT(ev->tick), SV_INT(ev->cell),         SV_INT(ev->entity),
-                      SV_INT(ev->kind), SV_BLOB(ev->payload, ev->len), SV_INT((int64_t)sum)};
+    store_val v[6] = {SV_INT(ev->tick),
+                      SV_INT(ev->cell),
+                      SV_INT(ev->entity),
+                      SV_INT(ev->kind),
+                      SV_BLOB(ev->payload, ev->len),
+                      SV_INT((int64_t)sum)};
     return o->query(c, STORE_SQL_EVENT_APPEND, v, 6, row_int, out_seq, NULL);
 }
 
@@ -435,15 +438,17 @@ static int apply_put(const store_ops *o, store_conn *c, const store_action *a,
         snprintf(c->err, sizeof c->err, "inventory slot %d is empty", (int)a->slot);
         return STORE_ERR_CONFLICT;
     }
-    store_item it = {.cell = a->cell, .x = a->x, .y = a->y, .item_kind = (int32_t)m.kind,
+    store_item it = {.cell = a->cell,
+                     .x = a->x,
+                     .y = a->y,
+                     .item_kind = (int32_t)m.kind,
                      .quantity = (int32_t)m.qty};
     out->item_kind = it.item_kind;
     out->quantity = it.quantity;
     return store_rec_item_create(o, c, &out->id, &it);
 }
 
-int store_rec_apply(const store_ops *o, store_conn *c, const store_action *a,
-                    store_completion *out)
+int store_rec_apply(const store_ops *o, store_conn *c, const store_action *a, store_completion *out)
 {
     switch (a->kind) {
     case STORE_ACT_INV_SET: {
@@ -472,8 +477,12 @@ int store_rec_apply(const store_ops *o, store_conn *c, const store_action *a,
         return rb == STORE_OK ? rc : rb;
     }
     case STORE_ACT_EVENT: {
-        store_event ev = {.tick = a->tick, .cell = a->cell, .entity = a->entity,
-                          .kind = a->event_kind, .payload = (uint8_t *)a->data, .len = a->len};
+        store_event ev = {.tick = a->tick,
+                          .cell = a->cell,
+                          .entity = a->entity,
+                          .kind = a->event_kind,
+                          .payload = (uint8_t *)a->data,
+                          .len = a->len};
         return store_rec_event_append(o, c, &out->id, &ev);
     }
     case STORE_ACT_SNAPSHOT:

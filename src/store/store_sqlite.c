@@ -40,9 +40,8 @@ static int sq_connect(store_conn **out, const char *path, char *err, size_t err_
     sq_conn *c = calloc(1, sizeof *c);
     if (!c)
         core_die("out of memory");
-    int rc = sqlite3_open_v2(path, &c->db,
-                             SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                             NULL);
+    int rc = sqlite3_open_v2(
+        path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         snprintf(err, err_len, "sqlite open %s: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : sqlite3_errstr(rc));
@@ -53,8 +52,7 @@ static int sq_connect(store_conn **out, const char *path, char *err, size_t err_
     /* WAL lets the login path read while the store thread writes; FULL
      * syncs the WAL on every commit, which is what "confirmed" rests on. */
     char *msg = NULL;
-    rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
-                      &msg);
+    rc = sqlite3_exec(c->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
         snprintf(err, err_len, "sqlite setup %s: %s", path, msg ? msg : sqlite3_errstr(rc));
         sqlite3_free(msg);
@@ -217,7 +215,7 @@ static int sq_query(store_conn *bc, int stmt, const store_val *params, int n_par
 static int sq_players_upsert(store_conn *bc, const store_player *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        store_val v[6] = {SV_INT(p[i].account_id), SV_REAL(p[i].x),       SV_REAL(p[i].y),
+        store_val v[6] = {SV_INT(p[i].account_id), SV_REAL(p[i].x),      SV_REAL(p[i].y),
                           SV_INT(p[i].hp),         SV_INT(p[i].version), SV_INT(p[i].last_seen_s)};
         int rc = sq_query(bc, STORE_SQL_PLAYER_UPSERT, v, 6, NULL, NULL, NULL);
         if (rc != STORE_OK)

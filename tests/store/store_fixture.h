@@ -27,15 +27,15 @@
 
 typedef struct fx {
     bool is_pg;
-    char url[300];  /* what store_open gets */
-    char dir[128];  /* sqlite: temporary folder */
+    char url[300]; /* what store_open gets */
+    char dir[128]; /* sqlite: temporary folder */
     core_metrics *m;
     store *s; /* opened by fx_open, closed by the teardown */
 } fx;
 
-static bool g_is_pg;   /* the group being run */
-static ts_pg *g_pg;    /* the postgres group's server */
-static int g_n_dbs;    /* databases created on it */
+static bool g_is_pg;     /* the group being run */
+static ts_pg *g_pg;      /* the postgres group's server */
+static int g_n_dbs;      /* databases created on it */
 static bool g_pg_failed; /* the server did not start */
 
 static inline int fx_group_sqlite(void **state)

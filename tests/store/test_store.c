@@ -37,8 +37,7 @@ static void test_account_username_is_unique(void **state)
     int64_t id = 0, id2 = 0;
     assert_int_equal(store_account_create(s, &id, "alice", "$argon2id$v=19$h1"), STORE_OK);
     assert_true(id > 0);
-    assert_int_equal(store_account_create(s, &id2, "alice", "$argon2id$v=19$h2"),
-                     STORE_ERR_EXISTS);
+    assert_int_equal(store_account_create(s, &id2, "alice", "$argon2id$v=19$h2"), STORE_ERR_EXISTS);
     assert_true(strlen(store_errmsg(s)) > 0);
     assert_int_equal(store_account_create(s, &id2, "bob", "h"), STORE_OK);
     assert_true(id2 > id);
@@ -59,8 +58,8 @@ static void test_player_save_load_round_trip(void **state)
 {
     fx *f = *state;
     store *s = fx_open(f, NULL);
-    store_player p = {.account_id = 42, .x = 12.5, .y = -3.25, .hp = 80, .version = 3,
-                      .last_seen_s = 1700000123};
+    store_player p = {
+        .account_id = 42, .x = 12.5, .y = -3.25, .hp = 80, .version = 3, .last_seen_s = 1700000123};
     store_player got;
     assert_int_equal(store_player_load(s, &got, 42), STORE_ERR_NOTFOUND);
     assert_int_equal(store_player_save(s, &p), STORE_OK);
@@ -139,8 +138,8 @@ static void test_items_are_loaded_by_cell(void **state)
     store *s = fx_open(f, NULL);
     int64_t ids[5];
     for (int i = 0; i < 5; i++) {
-        store_item it = {.cell = i % 2 ? 11 : 10, .x = i, .y = -i, .item_kind = 100 + i,
-                         .quantity = i + 1};
+        store_item it = {
+            .cell = i % 2 ? 11 : 10, .x = i, .y = -i, .item_kind = 100 + i, .quantity = i + 1};
         assert_int_equal(store_item_create(s, &ids[i], &it), STORE_OK);
     }
     store_item *items;
@@ -218,8 +217,12 @@ static void test_events_append_and_read_in_order(void **state)
     for (int i = 0; i < 6; i++) {
         char payload[32];
         int n = snprintf(payload, sizeof payload, "event-%d", i);
-        store_event ev = {.tick = 10 + i, .cell = i % 2 ? 4 : 3, .entity = 500 + i,
-                          .kind = i, .payload = (uint8_t *)payload, .len = (size_t)n};
+        store_event ev = {.tick = 10 + i,
+                          .cell = i % 2 ? 4 : 3,
+                          .entity = 500 + i,
+                          .kind = i,
+                          .payload = (uint8_t *)payload,
+                          .len = (size_t)n};
         assert_int_equal(store_event_append(s, &seqs[i], &ev), STORE_OK);
         if (i)
             assert_true(seqs[i] > seqs[i - 1]);
@@ -316,8 +319,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cached_login_does_not_touch_database, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_items_are_loaded_by_cell, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_snapshot_bad_checksum_falls_back_to_previous,
-                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_snapshot_bad_checksum_falls_back_to_previous, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_events_append_and_read_in_order, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_at_the_wrappers, fx_setup,

@@ -19,8 +19,11 @@ static store_opts quick_opts(void)
 
 static store_player player(int64_t id, int64_t version)
 {
-    return (store_player){.account_id = id, .x = (double)id * 0.5 + (double)version,
-                          .y = -(double)id, .hp = (int32_t)(id % 100), .version = version,
+    return (store_player){.account_id = id,
+                          .x = (double)id * 0.5 + (double)version,
+                          .y = -(double)id,
+                          .hp = (int32_t)(id % 100),
+                          .version = version,
                           .last_seen_s = 1700000000 + version};
 }
 
@@ -90,8 +93,7 @@ static void test_inventory_change_confirmed_only_after_commit(void **state)
     assert_int_equal(store_start(s), STORE_OK);
     /* The commit is held 300 ms: no completion may show up before it. */
     assert_int_equal(store_fault_set(s, STORE_OP_COMMIT, STORE_FAULT_SLOW, 1), STORE_OK);
-    store_action take = {.kind = STORE_ACT_ITEM_TAKE, .account_id = 9, .slot = 4,
-                         .item_id = item};
+    store_action take = {.kind = STORE_ACT_ITEM_TAKE, .account_id = 9, .slot = 4, .item_id = item};
     assert_int_equal(store_submit(s, 2, 1001, &take), STORE_OK);
     store_completion c;
     assert_int_equal(fx_wait_completion(s, 2, &c, 150), -1);
@@ -120,10 +122,10 @@ static void test_inventory_change_confirmed_only_after_commit(void **state)
     assert_int_equal(c.status, STORE_ERR_CONFLICT);
     assert_non_null(strstr(c.reason, "gone"));
     /* Put it back down: a new world item; then a plain slot change. */
-    store_action put = {.kind = STORE_ACT_ITEM_PUT, .account_id = 9, .slot = 4, .cell = 3,
-                        .x = 8, .y = 9};
-    store_action set = {.kind = STORE_ACT_INV_SET, .account_id = 9, .slot = 0, .item_kind = 5,
-                        .quantity = 2};
+    store_action put = {
+        .kind = STORE_ACT_ITEM_PUT, .account_id = 9, .slot = 4, .cell = 3, .x = 8, .y = 9};
+    store_action set = {
+        .kind = STORE_ACT_INV_SET, .account_id = 9, .slot = 0, .item_kind = 5, .quantity = 2};
     assert_int_equal(store_submit(s, 2, 1003, &put), STORE_OK);
     assert_int_equal(store_submit(s, 2, 1004, &set), STORE_OK);
     assert_int_equal(fx_wait_completion(s, 2, &c, 5000), 0);
@@ -190,8 +192,8 @@ static void test_failed_commit_reports_error_then_retry_succeeds(void **state)
     store *s = fx_open(f, NULL);
     assert_int_equal(store_start(s), STORE_OK);
     assert_int_equal(store_fault_set(s, STORE_OP_COMMIT, STORE_FAULT_FAIL, 1), STORE_OK);
-    store_action set = {.kind = STORE_ACT_INV_SET, .account_id = 3, .slot = 1, .item_kind = 8,
-                        .quantity = 1};
+    store_action set = {
+        .kind = STORE_ACT_INV_SET, .account_id = 3, .slot = 1, .item_kind = 8, .quantity = 1};
     store_completion c;
     assert_int_equal(store_submit(s, 1, 7, &set), STORE_OK);
     assert_int_equal(fx_wait_completion(s, 1, &c, 5000), 0);
@@ -213,6 +215,49 @@ static void test_failed_commit_reports_error_then_retry_succeeds(void **state)
     assert_int_equal(c.status, STORE_ERR_DB);
     assert_non_null(strstr(c.reason, "fsync"));
     assert_true(fx_counter(f, "tessera_store_commit_failures_total") >= 2);
+    store_close(r);
+}
+
+/* An action the database rejects fails alone: the rest of its group
+ * transaction still commits (savepoint per action on the retry). */
+static void test_bad_action_is_isolated_from_its_batch(void **state)
+{
+    fx *f = *state;
+    store *s = fx_open(f, NULL);
+    if (f->is_pg)
+        fx_exec_raw(f, "CREATE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                       "IF NEW.item_kind = 666 THEN RAISE EXCEPTION 'poisoned row'; END IF; "
+                       "RETURN NEW; END $$ LANGUAGE plpgsql; "
+                       "CREATE TRIGGER poison BEFORE INSERT ON inventory FOR EACH ROW "
+                       "EXECUTE FUNCTION poison();");
+    else
+        fx_exec_raw(f, "CREATE TRIGGER poison BEFORE INSERT ON inventory "
+                       "WHEN NEW.item_kind = 666 BEGIN SELECT RAISE(ABORT, 'poisoned row'); END;");
+    assert_int_equal(store_start(s), STORE_OK);
+    /* Hold the thread on a first action so the next three form one batch. */
+    assert_int_equal(store_fault_set(s, STORE_OP_APPLY, STORE_FAULT_SLOW, 1), STORE_OK);
+    store_action a = {.kind = STORE_ACT_INV_SET, .account_id = 4, .item_kind = 1, .quantity = 1};
+    for (int i = 0; i < 4; i++) {
+        a.slot = i;
+        a.item_kind = i == 2 ? 666 : 1;
+        assert_int_equal(store_submit(s, 0, (uint64_t)i, &a), STORE_OK);
+    }
+    store_completion c;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(fx_wait_completion(s, 0, &c, 5000), 0);
+        assert_int_equal(c.token, i);
+        if (i == 2) {
+            assert_int_equal(c.status, STORE_ERR_DB);
+            assert_non_null(strstr(c.reason, "poisoned row"));
+        } else {
+            assert_int_equal(c.status, STORE_OK);
+        }
+    }
+    store *r = fx_open_fresh(f);
+    store_inventory inv;
+    assert_int_equal(store_inventory_load(r, &inv, 4), STORE_OK);
+    assert_int_equal(inv.n, 3);
+    assert_int_equal(inv.slots[2].slot, 3);
     store_close(r);
 }
 
@@ -240,8 +285,8 @@ static void test_database_down_then_back(void **state)
     store_opts o = quick_opts();
     store *s = fx_open(f, &o);
     assert_int_equal(store_start(s), STORE_OK);
-    store_action set = {.kind = STORE_ACT_INV_SET, .account_id = 1, .slot = 0, .item_kind = 1,
-                        .quantity = 1};
+    store_action set = {
+        .kind = STORE_ACT_INV_SET, .account_id = 1, .slot = 0, .item_kind = 1, .quantity = 1};
     store_completion c;
     assert_int_equal(store_submit(s, 0, 1, &set), STORE_OK);
     assert_int_equal(fx_wait_completion(s, 0, &c, 5000), 0);
@@ -305,8 +350,8 @@ static _Noreturn void kill_child(const char *url, int fd, int64_t first_item, in
     if (store_open_opts(&s, url, &o, NULL) != STORE_OK || store_start(s) != STORE_OK)
         _exit(2);
     for (int i = 0; i < n_items; i++) {
-        store_action take = {.kind = STORE_ACT_ITEM_TAKE, .account_id = 1, .slot = i,
-                             .item_id = first_item + i};
+        store_action take = {
+            .kind = STORE_ACT_ITEM_TAKE, .account_id = 1, .slot = i, .item_id = first_item + i};
         if (store_submit(s, 0, (uint64_t)(first_item + i), &take) != STORE_OK)
             _exit(3);
     }
@@ -428,12 +473,14 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_player_states_coalesce_latest_wins, fx_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_inventory_change_confirmed_only_after_commit,
-                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_inventory_change_confirmed_only_after_commit, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_queue_full_is_an_immediate_error, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_failed_commit_reports_error_then_retry_succeeds,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_bad_action_is_isolated_from_its_batch, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_database_down_then_back, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_kill_9_keeps_every_confirmed_change, fx_setup,
                                         fx_teardown),

@@ -150,8 +150,20 @@ static int launch(ts_pg *pg)
     snprintf(exe, sizeof exe, "%s/postgres", pg->bin);
     snprintf(port, sizeof port, "%d", pg->port);
     snprintf(sock, sizeof sock, "unix_socket_directories=%s", pg->dir);
-    char *argv[] = {exe, "-D", pg->data, "-p", port, "-c", "listen_addresses=127.0.0.1",
-                    "-c", sock, "-c", "max_wal_size=2GB", "-c", "max_connections=60", NULL};
+    char *argv[] = {exe,
+                    "-D",
+                    pg->data,
+                    "-p",
+                    port,
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    sock,
+                    "-c",
+                    "max_wal_size=2GB",
+                    "-c",
+                    "max_connections=60",
+                    NULL};
     pg->pid = spawn(pg, argv, 1);
     if (pg->pid < 0) {
         pg->pid = 0;
@@ -284,8 +296,8 @@ ts_pg *ts_pg_start(void)
     }
     char exe[300];
     snprintf(exe, sizeof exe, "%s/initdb", pg->bin);
-    char *argv[] = {exe, "-D", pg->data, "-U", "tessera", "--auth=trust", "-E", "UTF8",
-                    "--no-locale", "-N", NULL};
+    char *argv[] = {exe,  "-D",   pg->data,      "-U", "tessera", "--auth=trust",
+                    "-E", "UTF8", "--no-locale", "-N", NULL};
     pid_t pid = spawn(pg, argv, 0);
     int status = -1;
     if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
