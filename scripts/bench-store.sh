@@ -44,12 +44,16 @@ pg_url() {
   echo "postgresql://tessera@127.0.0.1:$port/bench_$1"
 }
 
+# Started here, not inside the pipeline below (a subshell), so that the
+# EXIT trap sees $tmp and stops the server.
+have_pg=0
+if [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && start_pg; then have_pg=1; fi
 {
   for players in 10000 100000; do
     echo "# SQLite, $players dirty players" >&2
     pin 0 "$bin" --backend sqlite --players "$players"
   done
-  if [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && start_pg; then
+  if [ $have_pg -eq 1 ]; then
     for players in 10000 100000; do
       echo "# PostgreSQL, $players dirty players" >&2
       pin 0 "$bin" --backend postgres --players "$players" --url "$(pg_url "$players")"

@@ -58,6 +58,7 @@ static const key_desc keys[] = {
     K_STR(store_url, "store: empty = SQLite in data_dir, or postgres://..."),
     K_STR(jwt_secret, "HS256 signing secret (empty: generated once into data_dir)"),
     K_INT(token_ttl_s, "lifetime of issued access tokens (s)"),
+    K_INT(resume_grace_s, "a dropped session keeps its entity this long (s)"),
     K_INT(world_w, "world width (units)"),
     K_INT(world_h, "world height (units)"),
     K_INT(cell_size, "region cell side (units)"),
@@ -122,6 +123,7 @@ void core_config_defaults(core_config *c)
     c->msgs_per_s = 60;
     c->msgs_burst = 120;
     c->token_ttl_s = 3600;
+    c->resume_grace_s = 30;
     snprintf(c->data_dir, sizeof c->data_dir, "data");
     c->world_w = 2048;
     c->world_h = 2048;
@@ -362,6 +364,7 @@ int core_config_validate(const core_config *c, char *err, size_t err_len)
     CHECK(c->handshake_timeout_s >= 1 && c->close_timeout_s >= 1, "timeouts must be >= 1 s");
     CHECK(c->msgs_per_s >= 1 && c->msgs_burst >= 1, "rate limits must be >= 1");
     CHECK(c->token_ttl_s >= 10, "token_ttl_s must be >= 10");
+    CHECK(c->resume_grace_s >= 1 && c->resume_grace_s <= 3600, "resume_grace_s must be 1..3600");
     CHECK(c->cell_size >= 32 && c->cell_size <= 4096, "cell_size must be 32..4096");
     CHECK(c->world_w >= c->cell_size && c->world_h >= c->cell_size,
           "world must be at least one cell");

@@ -34,6 +34,7 @@ typedef struct core_config {
     /* auth */
     char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = data_dir/jwt.secret */
     int token_ttl_s;                  /* lifetime of issued tokens */
+    int resume_grace_s;               /* a dropped session keeps its entity this long (s) */
     /* world */
     int world_w;                    /* world width in units */
     int world_h;                    /* world height in units */

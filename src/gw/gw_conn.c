@@ -151,10 +151,7 @@ void gw_conn_leave(gw *g, gw_conn *c)
     c->is_joined = false;
     g->n_sessions--;
     core_gauge_set(g->g_sessions, g->n_sessions);
-    proto_leave l = {.session_id = c->id, .entity_id = c->entity_id};
-    core_buf_reset(&g->tmp);
-    proto_bus_leave_write(&g->tmp, &l);
-    gw_bus_send_shard(g, c->route_shard, &g->tmp);
+    gw_session_closed(g, c);
 }
 
 void gw_conn_close(gw *g, gw_conn *c)
@@ -407,34 +404,8 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
     c->account_id = claims->account_id;
     snprintf(c->username, sizeof c->username, "%s", claims->username);
 
-    const spatial_cellmap *cm = g->cells;
-    float x = core_rng_unit(&g->rng) * (float)cm->world_w;
-    float y = core_rng_unit(&g->rng) * (float)cm->world_h;
-    if (spawn && spawn[0] >= 0 && spawn[1] >= 0 && spawn[0] <= (float)cm->world_w &&
-        spawn[1] <= (float)cm->world_h) {
-        /* where the player stood when it was last saved */
-        x = spawn[0];
-        y = spawn[1];
-    }
-    c->route_shard = (uint16_t)spatial_cellmap_owner(cm, x, y);
-    proto_join j = {
-        .session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id, .x = x, .y = y};
-    snprintf(j.name, sizeof j.name, "%s", c->username);
-    core_buf_reset(&g->tmp);
-    proto_bus_join_write(&g->tmp, &j);
-    core_log_ids ids = log_ids(c);
-    if (gw_bus_send_shard(g, c->route_shard, &g->tmp) != 0) {
-        core_log(CORE_LOG_ERROR, "gw", &ids, "JOIN could not be sent");
-        gw_conn_ws_close(g, c, GW_WS_CLOSE_INTERNAL, "internal error", false);
-        return -1;
-    }
-    c->is_joined = true;
-    g->n_sessions++;
-    core_gauge_set(g->g_sessions, g->n_sessions);
-    core_log(CORE_LOG_INFO, "gw", &ids,
-             "session opened: account=%u name=%s addr=%s spawn=%.1f,%.1f", c->account_id,
-             c->username, c->addr_str, (double)x, (double)y);
-    return 0;
+    gw_session_enter(g, c, spawn);
+    return c->state == GW_CONN_WS ? 0 : -1;
 }
 
 /* Queues an ERROR record (at most GW_ERRORS_PER_S a second; every

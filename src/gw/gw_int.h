@@ -19,6 +19,7 @@
 #include "bus.h"
 #include "core_buf.h"
 #include "core_config.h"
+#include "core_idmap.h"
 #include "core_metrics.h"
 #include "core_rng.h"
 #include "gw.h"
@@ -78,6 +79,9 @@ typedef struct gw_conn {
     bool is_upgrade_wait;      /* LOGIN_WAIT for the player load of an upgrade */
     bool is_upgrade_sub;       /* the upgrade named our subprotocol: echo it */
     char upgrade_accept[29];   /* Sec-WebSocket-Accept for the pending upgrade */
+    bool has_resume_req;       /* the upgrade carried ?resume= */
+    uint8_t resume_req[PROTO_RESUME_TOKEN_BYTES];   /* ... its token */
+    uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
     uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
     uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
@@ -137,9 +141,13 @@ struct gw {
      * the same slot with a wrapped generation. */
     uint32_t *free_slots; /* ring of n_slots entries */
     uint32_t free_head, n_free;
-    uint32_t n_slots, hi_slot; /* hi_slot: one past the highest slot ever used */
-    uint32_t n_conns;          /* open sockets */
-    uint32_t n_sessions;       /* joined WebSocket sessions */
+    uint32_t n_slots, hi_slot;      /* hi_slot: one past the highest slot ever used */
+    uint32_t n_conns;               /* open sockets */
+    uint32_t n_sessions;            /* joined WebSocket sessions */
+    core_idmap live_by_account;     /* account id -> conn id of its joined session */
+    core_idmap detached_by_account; /* account id -> index into detached */
+    struct gw_detached *detached;   /* sessions waiting to be resumed */
+    uint32_t n_detached, detached_cap;
 
     gw_addr_slot *addrs; /* per-address counts, n_addrs (power of two) */
     uint32_t n_addrs;
@@ -212,6 +220,29 @@ void gw_conn_reap(gw *g);
 void gw_conn_free(gw *g, gw_conn *c);
 /* Sends LEAVE for a joined session (idempotent). */
 void gw_conn_leave(gw *g, gw_conn *c);
+
+/* gw_session.c: one session per account; resume after a dropped connection */
+typedef struct gw_detached {
+    uint32_t account_id;
+    uint32_t session_id;  /* the session id the shard knows the entity by */
+    uint16_t route_shard; /* where its entity is */
+    uint32_t entity_id;
+    uint8_t token[PROTO_RESUME_TOKEN_BYTES];
+    uint64_t expiry_ms;
+} gw_detached;
+/* Enters c's player into the world: takes over the account's live or
+ * detached session (ATTACH: same entity; input sequence numbers continue
+ * when c presented that session's resume token), else JOIN at spawn. */
+void gw_session_enter(gw *g, gw_conn *c, const float *spawn);
+/* After JOIN/ATTACH: registers the live session and sends the client a
+ * fresh resume token (SESSION record). */
+void gw_session_opened(gw *g, gw_conn *c);
+/* The joined session of c ended: DETACH (kept for the grace) or, when the
+ * gateway stops, LEAVE. */
+void gw_session_closed(gw *g, gw_conn *c);
+/* Forgets detached sessions whose grace has passed. Timer. */
+void gw_session_sweep(gw *g);
+void gw_session_free(gw *g);
 
 /* ---- gw_routes.c ---- */
 /* Handles request heads in buf[0..len) while c is in HTTP state; may

@@ -6,6 +6,7 @@
  *   GET  /healthz, /readyz, /metrics
  *   GET  other paths  static files under cfg.web_root
  * Other methods on these answer 405 with Allow. */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -366,6 +367,21 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
     c->account_id = claims.account_id;
     snprintf(c->username, sizeof c->username, "%s", claims.username);
     memcpy(c->upgrade_accept, accept, sizeof accept);
+    /* ?resume=<32 hex>: the token of a dropped session of this client */
+    char hex[2 * PROTO_RESUME_TOKEN_BYTES + 2];
+    c->has_resume_req = false;
+    if (gw_http_query_param(req, "resume", hex, sizeof hex) == 2 * PROTO_RESUME_TOKEN_BYTES) {
+        c->has_resume_req = true;
+        for (int i = 0; i < PROTO_RESUME_TOKEN_BYTES; i++) {
+            unsigned v;
+            if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
+                !isxdigit((unsigned char)hex[2 * i + 1])) {
+                c->has_resume_req = false;
+                break;
+            }
+            c->resume_req[i] = (uint8_t)v;
+        }
+    }
     c->is_upgrade_sub = sub != NULL;
     if (gw_login_submit_load(g->login, c->id, claims.account_id) != 0) {
         respond_error(g, c, 503, "busy", "too many sessions starting; retry later", true);

@@ -403,6 +403,7 @@ static void on_timer(gw *g)
         g->is_emfile_retry = true;
         gw_listener_resume(g);
     }
+    gw_session_sweep(g);
     for (uint32_t s = 0; s < g->hi_slot; s++) {
         gw_conn *c = g->slots[s];
         if (c)
@@ -483,6 +484,7 @@ int gw_run(gw *g)
         gw_conn_reap(g);
     }
     CORE_INFO("gw", "stopping: closing %u connections", g->n_conns);
+    g->is_stopping = true; /* sessions leave now instead of waiting to resume */
     shutdown_all(g);
     return 0;
 }
@@ -624,5 +626,6 @@ void gw_destroy(gw *g)
     free(g->addrs);
     free(g->touched);
     free(g->scratch);
+    gw_session_free(g);
     free(g);
 }

@@ -29,6 +29,7 @@ enum {
     GW_WS_CLOSE_POLICY = 1008,
     GW_WS_CLOSE_TOO_BIG = 1009,
     GW_WS_CLOSE_INTERNAL = 1011,
+    GW_WS_CLOSE_REPLACED = 4001,  /* Tessera: a newer session of the account took over */
     GW_WS_CLOSE_MALFORMED = 4002, /* Tessera: broken record framing */
     GW_WS_CLOSE_HEARTBEAT = 4008, /* Tessera: heartbeat timeout */
 };

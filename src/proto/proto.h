@@ -29,9 +29,12 @@ enum {
 enum {
     PROTO_S_WELCOME = 0x81,
     PROTO_S_STATE = 0x82,
-    PROTO_S_PONG = 0x83,  /* u32 nonce, u32 tick */
-    PROTO_S_ERROR = 0x84, /* u16 code, u8 len, reason */
+    PROTO_S_PONG = 0x83,    /* u32 nonce, u32 tick */
+    PROTO_S_ERROR = 0x84,   /* u16 code, u8 len, reason */
+    PROTO_S_SESSION = 0x85, /* u8 resume_token[16], u16 grace_s */
 };
+
+#define PROTO_RESUME_TOKEN_BYTES 16
 
 /* Error codes carried by PROTO_S_ERROR and counted by reason in metrics. */
 typedef enum proto_err {
@@ -151,6 +154,8 @@ enum {
     PROTO_BUS_HANDOFF = 6, /* shard -> shard: an entity changes owner */
     PROTO_BUS_GHOSTS = 7,  /* shard -> shard: border entities of one tick */
     PROTO_BUS_REJECTS = 8, /* reserved */
+    PROTO_BUS_DETACH = 9,  /* gw -> shard: connection lost; keep the entity for the grace */
+    PROTO_BUS_ATTACH = 10, /* gw -> shard: a new connection takes over a session */
 };
 
 typedef struct proto_join {
@@ -212,6 +217,24 @@ size_t proto_bus_frames_item_begin(core_buf *b, size_t count_at, uint32_t sessio
 void proto_bus_frames_item_end(core_buf *b, size_t len_at);
 int proto_bus_frames_header(core_rd *r, uint32_t *tick, uint16_t *shard, uint32_t *count);
 int proto_bus_frame_read(core_rd *r, proto_frame *f);
+
+/* DETACH: u16 type, u32 session, u32 entity. The body is a LEAVE's. */
+void proto_bus_detach_write(core_buf *b, const proto_leave *d);
+
+/* ATTACH: u16 type, u32 old_session, u8 keep_seq, then a JOIN body (the
+ * new session, its gateway, account, and where to spawn should the old
+ * session be gone). keep_seq: input sequence numbers continue (resume);
+ * otherwise they restart (a new client took over). */
+typedef struct proto_attach {
+    uint32_t old_session_id;
+    uint8_t keep_seq;
+    proto_join join;
+} proto_attach;
+void proto_bus_attach_write(core_buf *b, const proto_attach *a);
+int proto_bus_attach_read(core_rd *r, proto_attach *a);
+
+void proto_write_session(core_buf *b, const uint8_t token[PROTO_RESUME_TOKEN_BYTES],
+                         uint16_t grace_s);
 
 /* Reads a message's type (u16). */
 static inline uint16_t proto_bus_type(core_rd *r)

@@ -6,6 +6,8 @@
  *   INPUTS  u16 type, u32 count, count x (u32 session, u32 entity, u32 gseq,
  *           u32 seq, f32 dir_x, f32 dir_y)
  *   ROUTE   u16 type, u32 session, u32 entity, u16 shard
+ *   DETACH  u16 type, u32 session, u32 entity
+ *   ATTACH  u16 type, u32 old_session, u8 keep_seq, then a JOIN body
  *   FRAMES  u16 type, u32 tick, u16 shard, u32 count,
  *           count x (u32 session, u8 flags, u32 len, payload)
  * Readers take a core_rd positioned after the type and report -1 on any
@@ -155,4 +157,40 @@ int proto_bus_frame_read(core_rd *r, proto_frame *f)
     f->len = core_rd_u32(r);
     f->payload = core_rd_bytes(r, f->len);
     return core_rd_ok(r) ? 0 : -1;
+}
+
+void proto_bus_detach_write(core_buf *b, const proto_leave *d)
+{
+    core_buf_u16(b, PROTO_BUS_DETACH);
+    core_buf_u32(b, d->session_id);
+    core_buf_u32(b, d->entity_id);
+}
+
+void proto_bus_attach_write(core_buf *b, const proto_attach *a)
+{
+    core_buf_u16(b, PROTO_BUS_ATTACH);
+    core_buf_u32(b, a->old_session_id);
+    core_buf_u8(b, a->keep_seq);
+    /* a JOIN body without its type */
+    size_t at = b->len;
+    proto_bus_join_write(b, &a->join);
+    memmove(b->data + at, b->data + at + 2, b->len - at - 2);
+    b->len -= 2;
+}
+
+int proto_bus_attach_read(core_rd *r, proto_attach *a)
+{
+    a->old_session_id = core_rd_u32(r);
+    a->keep_seq = core_rd_u8(r);
+    if (!core_rd_ok(r) || a->keep_seq > 1)
+        return -1;
+    return proto_bus_join_read(r, &a->join);
+}
+
+void proto_write_session(core_buf *b, const uint8_t token[PROTO_RESUME_TOKEN_BYTES],
+                         uint16_t grace_s)
+{
+    proto_record_begin(b, PROTO_S_SESSION, PROTO_RESUME_TOKEN_BYTES + 2);
+    core_buf_append(b, token, PROTO_RESUME_TOKEN_BYTES);
+    core_buf_u16(b, grace_s);
 }

@@ -17,7 +17,8 @@
  *           u8 name_len, name, u8 has_client, [CLIENT]
  *   CLIENT  u32 session, u16 gw, u32 account, u32 last_seq, u32 next_gseq,
  *           u8 n_pending, n x (u32 gseq, u32 seq, f32 dx, f32 dy),
- *           u16 n_known, n x (u16 view slot, u32 id, i32 x_q, i32 y_q)
+ *           u16 n_known, n x (u16 view slot, u32 id, i32 x_q, i32 y_q),
+ *           u8 detached, u32 detach_tick
  *   GHOSTS  u16 type, u32 tick, u16 src, u32 count,
  *           count x (u32 id, u8 kind, f32 x, f32 y, u8 name_len, name) */
 #include <math.h>
@@ -116,6 +117,8 @@ static void write_entity(sim_shard *s, core_buf *b, uint32_t e)
         core_buf_i32(b, c->known_x[k]);
         core_buf_i32(b, c->known_y[k]);
     }
+    core_buf_u8(b, c->detached);
+    core_buf_u32(b, c->detach_tick);
 }
 
 void sim_handoffs_send(sim_shard *s)
@@ -207,6 +210,8 @@ static int read_client(sim_shard *s, core_rd *r, uint32_t slot)
         if (k >= c->slot_hi)
             c->slot_hi = (uint16_t)(k + 1);
     }
+    c->detached = core_rd_u8(r) != 0;
+    c->detach_tick = core_rd_u32(r);
     s->client[slot] = ci;
     core_idmap_put(&s->sessions, session, ci);
     /* it came back before the forwarding entry expired */

@@ -90,6 +90,70 @@ static void drop_client(sim_shard *s, uint32_t ci)
     sim_client_release(s, ci);
 }
 
+/* Passes a session message on to the shard the session was handed to. */
+static bool forward_session_msg(sim_shard *s, uint32_t session_id)
+{
+    int to = sim_forward_lookup(s, session_id);
+    if (to < 0)
+        return false;
+    bus_send(s->bus, BUS_EP_SHARD(to), s->msg.data, s->msg.len);
+    return true;
+}
+
+void sim_detach(sim_shard *s, const proto_leave *d)
+{
+    uint32_t ci = core_idmap_get(&s->sessions, d->session_id);
+    if (ci == CORE_IDMAP_NONE) {
+        core_buf_reset(&s->msg);
+        proto_bus_detach_write(&s->msg, d);
+        forward_session_msg(s, d->session_id);
+        return;
+    }
+    sim_client *c = &s->clients[ci];
+    c->detached = true;
+    c->detach_tick = s->tick;
+    /* it stands still while nobody steers it */
+    s->dir_x[c->slot] = s->dir_y[c->slot] = 0.0f;
+    c->n_pending = 0;
+    core_buf_reset(&c->reliable);
+    core_log_ids ids = {.session = d->session_id, .entity = s->id[c->slot], .shard = s->index};
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", s->name[c->slot],
+             s->cfg->resume_grace_s);
+}
+
+void sim_attach(sim_shard *s, const proto_attach *a)
+{
+    uint32_t ci = core_idmap_get(&s->sessions, a->old_session_id);
+    if (ci == CORE_IDMAP_NONE) {
+        core_buf_reset(&s->msg);
+        proto_bus_attach_write(&s->msg, a);
+        if (!forward_session_msg(s, a->old_session_id))
+            sim_join(s, &a->join); /* the old session is gone: enter afresh */
+        return;
+    }
+    if (a->join.gw_id >= BUS_MAX_GWS || a->join.session_id == 0 ||
+        core_idmap_get(&s->sessions, a->join.session_id) != CORE_IDMAP_NONE)
+        return;
+    sim_client *c = &s->clients[ci];
+    core_idmap_del(&s->sessions, a->old_session_id);
+    c->session_id = a->join.session_id;
+    core_idmap_put(&s->sessions, c->session_id, ci);
+    c->gw_id = a->join.gw_id;
+    c->detached = false;
+    c->next_gseq = 1; /* the new connection numbers its inputs afresh */
+    c->n_pending = 0;
+    c->gap_ticks = 0;
+    if (!a->keep_seq)
+        c->last_seq = 0; /* a new client: its own sequence space */
+    c->reset = true;     /* a full state resend */
+    core_buf_reset(&c->reliable);
+    write_welcome(s, c);
+    send_route(s, c);
+    core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", s->name[c->slot],
+             a->old_session_id, a->keep_seq ? "same client" : "new client");
+}
+
 void sim_leave(sim_shard *s, const proto_leave *l)
 {
     uint32_t ci = core_idmap_get(&s->sessions, l->session_id);
@@ -99,11 +163,21 @@ void sim_leave(sim_shard *s, const proto_leave *l)
         drop_client(s, ci);
         return;
     }
-    int to = sim_forward_lookup(s, l->session_id);
-    if (to >= 0) {
-        core_buf_reset(&s->msg);
-        proto_bus_leave_write(&s->msg, l);
-        bus_send(s->bus, BUS_EP_SHARD(to), s->msg.data, s->msg.len);
+    core_buf_reset(&s->msg);
+    proto_bus_leave_write(&s->msg, l);
+    forward_session_msg(s, l->session_id);
+}
+
+void sim_detached_expire(sim_shard *s)
+{
+    uint32_t grace = (uint32_t)s->cfg->resume_grace_s * (uint32_t)s->cfg->tick_hz;
+    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+        sim_client *c = &s->clients[ci];
+        if (!c->session_id || !c->detached || s->tick - c->detach_tick < grace)
+            continue;
+        core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
+        core_log(CORE_LOG_INFO, "sim", &ids, "player %s left (not resumed)", s->name[c->slot]);
+        drop_client(s, ci);
     }
 }
 

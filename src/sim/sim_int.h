@@ -47,6 +47,8 @@ typedef struct sim_client {
     bool welcomed;          /* WELCOME has been sent */
     float saved_x, saved_y; /* position last handed to the store (NaN: never) */
     bool reset;             /* next STATE carries the RESET flag */
+    bool detached;          /* connection lost: no frames; dropped after the grace */
+    uint32_t detach_tick;   /* when it was detached */
     core_buf reliable;      /* records to send in this tick's frame */
     /* area of interest: the slot table as the client has it */
     uint16_t slot_hi; /* highest used view slot + 1 */
@@ -203,4 +205,7 @@ void sim_inputs_collect(sim_shard *s, core_rd *r, uint32_t count);
 void sim_inputs_apply(sim_shard *s);
 void sim_join(sim_shard *s, const proto_join *j);
 void sim_leave(sim_shard *s, const proto_leave *l);
+void sim_detach(sim_shard *s, const proto_leave *d);
+void sim_attach(sim_shard *s, const proto_attach *a);
+void sim_detached_expire(sim_shard *s);
 #endif

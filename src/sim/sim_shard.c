@@ -188,6 +188,18 @@ static void handle_msg(sim_shard *s, const uint8_t *msg, size_t len)
             sim_leave(s, &l);
         break;
     }
+    case PROTO_BUS_DETACH: {
+        proto_leave d;
+        if (proto_bus_leave_read(&r, &d) == 0)
+            sim_detach(s, &d);
+        break;
+    }
+    case PROTO_BUS_ATTACH: {
+        proto_attach a;
+        if (proto_bus_attach_read(&r, &a) == 0)
+            sim_attach(s, &a);
+        break;
+    }
     case PROTO_BUS_INPUTS: {
         uint32_t count = core_rd_u32(&r);
         if (core_rd_ok(&r))
@@ -269,7 +281,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_move(s);
 
     for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
-        if (s->clients[ci].session_id)
+        if (s->clients[ci].session_id && !s->clients[ci].detached)
             sim_aoi_client(s, ci);
     send_frames(s);
 
@@ -277,6 +289,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_handoffs_send(s);
     sim_ghosts_send(s);
     sim_forward_expire(s);
+    sim_detached_expire(s);
 
     core_gauge_set(s->m_entities, s->n_owned);
     core_gauge_set(s->m_ghosts, s->n_ghosts);

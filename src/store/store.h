@@ -168,13 +168,17 @@ int store_events_read(store *s, store_event **out, size_t *out_n, int64_t cell, 
                       size_t max);
 void store_events_free(store_event *ev, size_t n);
 
-/* The store thread. store_start needs the schema migrated. */
+/* Starts the store thread (its own connection). Call once, after
+ * store_migrate_up and before other threads use s. Completions must be
+ * polled: an unpolled one still counts against queue_capacity. */
 int store_start(store *s);
 /* Queues p (latest wins per account). FULL if max_dirty_players distinct
  * accounts are already waiting. Any thread, never blocks. */
 int store_submit_player(store *s, const store_player *p);
-/* Queues a reliable action; its completion will be on cq with token. FULL
- * if queue_capacity actions are outstanding. Any thread, never blocks. */
+/* Queues a reliable action; its completion comes on cq with token: OK only
+ * after its transaction committed, else an error with a reason (TIMEOUT
+ * when the database stayed unreachable for reliable_timeout_ms). FULL if
+ * queue_capacity actions are outstanding. Any thread, never blocks. */
 int store_submit(store *s, uint32_t cq, uint64_t token, const store_action *a);
 /* An eventfd readable while cq has completions (read it, then poll). */
 int store_completions_fd(store *s, uint32_t cq);

@@ -1,0 +1,176 @@
+/* gw_session.c - one session per account, and resuming after a dropped
+ * connection.
+ *
+ * A joined WebSocket session is registered under its account. When the
+ * connection drops, the gateway does not make the player leave: it sends
+ * DETACH, and the shard keeps the entity (standing still) for
+ * resume_grace_s. The gateway remembers the detached session with the
+ * resume token the client was given (a SESSION record, renewed on every
+ * (re)entry, so each token is used once).
+ *
+ * When a connection of an account enters the world:
+ *  - the account has a live session: that older connection is closed with
+ *    4001 "replaced by a newer session" and the new one takes over its
+ *    entity (ATTACH, input sequence numbers restart: a new client);
+ *  - the account has a detached session: the new connection takes it over
+ *    (ATTACH); with that session's resume token, input sequence numbers
+ *    continue (the same client reconnecting), else they restart;
+ *  - otherwise: JOIN, a new entity where the player last stood.
+ * The JWT proves the account in every case; the token only says "the same
+ * client", which keeps its input sequence. A shard that no longer has the
+ * session (grace passed) turns the ATTACH into a JOIN. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core_log.h"
+#include "gw_int.h"
+
+static void detached_del_at(gw *g, uint32_t i)
+{
+    core_idmap_del(&g->detached_by_account, g->detached[i].account_id);
+    g->detached[i] = g->detached[--g->n_detached];
+    if (i < g->n_detached)
+        core_idmap_put(&g->detached_by_account, g->detached[i].account_id, i);
+}
+
+static void detached_add(gw *g, const gw_detached *d)
+{
+    uint32_t i = core_idmap_get(&g->detached_by_account, d->account_id);
+    if (i == CORE_IDMAP_NONE) {
+        if (g->n_detached == g->detached_cap) {
+            g->detached_cap = g->detached_cap ? g->detached_cap * 2 : 64;
+            g->detached = realloc(g->detached, g->detached_cap * sizeof *g->detached);
+            if (!g->detached)
+                core_die("out of memory");
+        }
+        i = g->n_detached++;
+        core_idmap_put(&g->detached_by_account, d->account_id, i);
+    }
+    g->detached[i] = *d;
+}
+
+static proto_join join_of(gw *g, gw_conn *c, const float *spawn)
+{
+    const spatial_cellmap *cm = g->cells;
+    float x = core_rng_unit(&g->rng) * (float)cm->world_w;
+    float y = core_rng_unit(&g->rng) * (float)cm->world_h;
+    if (spawn && spawn[0] >= 0 && spawn[1] >= 0 && spawn[0] <= (float)cm->world_w &&
+        spawn[1] <= (float)cm->world_h) {
+        /* where the player stood when it was last saved */
+        x = spawn[0];
+        y = spawn[1];
+    }
+    proto_join j = {
+        .session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id, .x = x, .y = y};
+    snprintf(j.name, sizeof j.name, "%s", c->username);
+    return j;
+}
+
+void gw_session_enter(gw *g, gw_conn *c, const float *spawn)
+{
+    proto_join j = join_of(g, c, spawn);
+    proto_attach a = {.join = j};
+    bool attach = false;
+    const char *how = "joined";
+
+    uint32_t live = core_idmap_get(&g->live_by_account, c->account_id);
+    gw_conn *old = live != CORE_IDMAP_NONE ? gw_conn_find(g, live) : NULL;
+    if (old && old != c && old->is_joined) {
+        /* a second login: the older connection goes, its entity stays ours */
+        a.old_session_id = old->id;
+        a.keep_seq = 0;
+        c->route_shard = old->route_shard;
+        c->entity_id = old->entity_id;
+        old->is_joined = false; /* no LEAVE or DETACH: the entity is taken over */
+        g->n_sessions--;
+        core_idmap_del(&g->live_by_account, c->account_id);
+        gw_conn_ws_close(g, old, GW_WS_CLOSE_REPLACED, "replaced by a newer session", true);
+        attach = true;
+        how = "took over the live session";
+    } else {
+        uint32_t i = core_idmap_get(&g->detached_by_account, c->account_id);
+        if (i != CORE_IDMAP_NONE) {
+            gw_detached *d = &g->detached[i];
+            a.old_session_id = d->session_id;
+            a.keep_seq =
+                c->has_resume_req && memcmp(c->resume_req, d->token, PROTO_RESUME_TOKEN_BYTES) == 0;
+            c->route_shard = d->route_shard;
+            c->entity_id = d->entity_id;
+            detached_del_at(g, i);
+            attach = true;
+            how = a.keep_seq ? "resumed" : "took over the detached session";
+        }
+    }
+
+    core_buf_reset(&g->tmp);
+    if (attach) {
+        proto_bus_attach_write(&g->tmp, &a);
+    } else {
+        c->route_shard = (uint16_t)spatial_cellmap_owner(g->cells, j.x, j.y);
+        proto_bus_join_write(&g->tmp, &j);
+    }
+    core_log_ids ids = {.conn = c->id, .session = c->id, .shard = -1};
+    if (gw_bus_send_shard(g, c->route_shard, &g->tmp) != 0) {
+        core_log(CORE_LOG_ERROR, "gw", &ids, "JOIN could not be sent");
+        gw_conn_ws_close(g, c, GW_WS_CLOSE_INTERNAL, "internal error", false);
+        return;
+    }
+    c->is_joined = true;
+    g->n_sessions++;
+    core_gauge_set(g->g_sessions, g->n_sessions);
+    core_log(CORE_LOG_INFO, "gw", &ids, "session opened (%s): account=%u name=%s addr=%s", how,
+             c->account_id, c->username, c->addr_str);
+    gw_session_opened(g, c);
+}
+
+void gw_session_opened(gw *g, gw_conn *c)
+{
+    core_idmap_put(&g->live_by_account, c->account_id, c->id);
+    if (getrandom(c->resume_token, sizeof c->resume_token, 0) != sizeof c->resume_token)
+        core_die("getrandom failed");
+    proto_write_session(&c->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
+    if (!c->extra_since_ms)
+        c->extra_since_ms = g->now_ms;
+}
+
+void gw_session_closed(gw *g, gw_conn *c)
+{
+    if (core_idmap_get(&g->live_by_account, c->account_id) == c->id)
+        core_idmap_del(&g->live_by_account, c->account_id);
+    proto_leave l = {.session_id = c->id, .entity_id = c->entity_id};
+    core_buf_reset(&g->tmp);
+    if (g->is_stopping) {
+        proto_bus_leave_write(&g->tmp, &l);
+    } else {
+        proto_bus_detach_write(&g->tmp, &l);
+        gw_detached d = {.account_id = c->account_id,
+                         .session_id = c->id,
+                         .route_shard = c->route_shard,
+                         .entity_id = c->entity_id,
+                         .expiry_ms = g->now_ms + (uint64_t)g->cfg.resume_grace_s * 1000};
+        memcpy(d.token, c->resume_token, sizeof d.token);
+        detached_add(g, &d);
+    }
+    gw_bus_send_shard(g, c->route_shard, &g->tmp);
+}
+
+void gw_session_sweep(gw *g)
+{
+    for (uint32_t i = 0; i < g->n_detached;) {
+        if (g->now_ms >= g->detached[i].expiry_ms)
+            detached_del_at(g, i);
+        else
+            i++;
+    }
+}
+
+void gw_session_free(gw *g)
+{
+    core_idmap_free(&g->live_by_account);
+    core_idmap_free(&g->detached_by_account);
+    free(g->detached);
+    g->detached = NULL;
+    g->n_detached = g->detached_cap = 0;
+}
