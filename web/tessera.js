@@ -95,6 +95,7 @@ export const S_WELCOME = 0x81;
 export const S_STATE = 0x82;
 export const S_PONG = 0x83;
 export const S_ERROR = 0x84;
+export const S_SESSION = 0x85;
 
 export const STATE_RESET = 0x01;
 
@@ -580,6 +581,8 @@ export class TesseraClient {
     const u = new URL(this.baseUrl + "/ws");
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     u.search = "?token=" + encodeURIComponent(this.token || "");
+    // the token of the session we had: the server gives us the same entity
+    if (this.resumeToken) u.search += "&resume=" + this.resumeToken;
     return u.toString();
   }
 
@@ -615,7 +618,8 @@ export class TesseraClient {
     this._opened = false;
     this.welcome = null;
     this._table.clear();
-    this._seq = 0;
+    // Input sequence numbers keep growing across connections: a resumed
+    // session continues its sequence, a fresh one accepts any seq >= 1.
     this._lastAck = 0;
     this._pendingAcks.clear();
     this._pings.clear();
@@ -766,6 +770,9 @@ export class TesseraClient {
           case S_ERROR:
             this._onError(rec.body);
             break;
+          case S_SESSION:
+            this._onSession(rec.body);
+            break;
           default:
             break; // unknown kinds are skipped (forward compatibility)
         }
@@ -785,6 +792,16 @@ export class TesseraClient {
   _anomaly(message) {
     this.stats.anomalies++;
     this._emit("anomaly", { message });
+  }
+
+  /** SESSION: [resume_token:16][grace_s:u16]; renewed on every entry. */
+  _onSession(body) {
+    if (body.byteLength !== 18) throw new ProtocolError("SESSION body is not 18 bytes");
+    let hex = "";
+    for (let i = 0; i < 16; i++) hex += body[i].toString(16).padStart(2, "0");
+    this.resumeToken = hex;
+    this.resumeGraceS = body[16] | (body[17] << 8);
+    this._emit("session", { resumeToken: hex, graceS: this.resumeGraceS });
   }
 
   _onWelcome(body) {

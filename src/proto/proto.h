@@ -47,6 +47,17 @@ typedef enum proto_err {
     PROTO_ERR_STALE_SEQ = 6,       /* input sequence not above the last accepted */
     PROTO_ERR_RATE_LIMITED = 7,    /* message rate above the token bucket */
     PROTO_ERR_NOT_IN_WORLD = 8,    /* input before the player entered the world */
+    /* items and chat (proto_items.c): 9..13 refuse a bad request (ERROR
+     * and, for PICKUP/DROP, a RESULT); 14..17 are outcomes (RESULT only) */
+    PROTO_ERR_NOT_AN_ITEM = 9,        /* PICKUP of an entity that is not an item near you */
+    PROTO_ERR_OUT_OF_REACH = 10,      /* PICKUP of an item farther than the reach */
+    PROTO_ERR_BAD_SLOT = 11,          /* DROP of a slot out of range, empty or busy */
+    PROTO_ERR_BAD_TEXT = 12,          /* CHAT empty, over 200 bytes, not UTF-8, control chars */
+    PROTO_ERR_CHAT_RATE_LIMITED = 13, /* CHAT above the per-player chat rate */
+    PROTO_ERR_ITEM_GONE = 14,         /* the item was taken (or is being taken) by someone */
+    PROTO_ERR_INVENTORY_FULL = 15,    /* no free inventory slot */
+    PROTO_ERR_STORE_UNAVAILABLE = 16, /* not committed: queue full, database down, not loaded */
+    PROTO_ERR_CONFLICT = 17,          /* the store refused: the stored state differed */
     PROTO_ERR_COUNT
 } proto_err;
 
@@ -54,7 +65,7 @@ typedef enum proto_err {
 const char *proto_err_name(proto_err e);
 
 /* Entity kinds in STATE enter records. */
-enum { PROTO_KIND_PLAYER = 0, PROTO_KIND_NPC = 1 };
+enum { PROTO_KIND_PLAYER = 0, PROTO_KIND_NPC = 1, PROTO_KIND_ITEM = 2 };
 
 typedef struct proto_input {
     uint32_t seq;
