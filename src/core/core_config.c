@@ -70,6 +70,7 @@ static const key_desc keys[] = {
     K_DBL(player_speed, "player speed (units/s)"),
     K_DBL(npc_speed, "NPC speed (units/s)"),
     K_DBL(entity_radius, "collision radius of an entity (units)"),
+    K_INT(snapshot_interval_s, "cell snapshot period (s); 0 disables snapshots and the tick log"),
     K_DBL(aoi_radius, "area-of-interest radius (units)"),
     K_INT(aoi_max_entities, "most entities one client is sent"),
     K_INT(aoi_max_bytes, "state bytes per client per tick budget"),
@@ -136,6 +137,7 @@ void core_config_defaults(core_config *c)
     c->player_speed = 50.0;
     c->npc_speed = 20.0;
     c->entity_radius = 4.0;
+    c->snapshot_interval_s = 10;
     c->aoi_radius = 100.0;
     c->aoi_max_entities = 128;
     c->aoi_max_bytes = 512;
@@ -365,6 +367,8 @@ int core_config_validate(const core_config *c, char *err, size_t err_len)
     CHECK(c->msgs_per_s >= 1 && c->msgs_burst >= 1, "rate limits must be >= 1");
     CHECK(c->token_ttl_s >= 10, "token_ttl_s must be >= 10");
     CHECK(c->resume_grace_s >= 1 && c->resume_grace_s <= 3600, "resume_grace_s must be 1..3600");
+    CHECK(c->snapshot_interval_s >= 0 && c->snapshot_interval_s <= 86400,
+          "snapshot_interval_s must be 0..86400");
     CHECK(c->cell_size >= 32 && c->cell_size <= 4096, "cell_size must be 32..4096");
     CHECK(c->world_w >= c->cell_size && c->world_h >= c->cell_size,
           "world must be at least one cell");

@@ -47,6 +47,7 @@ typedef struct core_config {
     double player_speed;            /* units per second */
     double npc_speed;               /* units per second */
     double entity_radius;           /* collision radius in units */
+    int snapshot_interval_s;        /* cell snapshot period; 0 = no snapshots, no tick log */
     /* area of interest */
     double aoi_radius;       /* units */
     int aoi_max_entities;    /* per client known-set cap */

@@ -20,6 +20,15 @@ static const char *const err_names[PROTO_ERR_COUNT] = {
     [PROTO_ERR_STALE_SEQ] = "stale_seq",
     [PROTO_ERR_RATE_LIMITED] = "rate_limited",
     [PROTO_ERR_NOT_IN_WORLD] = "not_in_world",
+    [PROTO_ERR_NOT_AN_ITEM] = "not_an_item",
+    [PROTO_ERR_OUT_OF_REACH] = "out_of_reach",
+    [PROTO_ERR_BAD_SLOT] = "bad_slot",
+    [PROTO_ERR_BAD_TEXT] = "bad_text",
+    [PROTO_ERR_CHAT_RATE_LIMITED] = "chat_rate_limited",
+    [PROTO_ERR_ITEM_GONE] = "item_gone",
+    [PROTO_ERR_INVENTORY_FULL] = "inventory_full",
+    [PROTO_ERR_STORE_UNAVAILABLE] = "store_unavailable",
+    [PROTO_ERR_CONFLICT] = "conflict",
 };
 
 const char *proto_err_name(proto_err e)
@@ -224,6 +233,10 @@ int proto_view_apply(proto_view *v, const uint8_t *body, size_t len)
             v->slots[s].entity_id)
             return -1;
         memcpy(e.name, name, nl);
+        /* kind 2: the name field is the item descriptor */
+        if (e.kind == PROTO_KIND_ITEM &&
+            proto_item_desc_read(name, nl, &e.item_kind, &e.quantity) != 0)
+            return -1;
         v->slots[s] = e;
         v->last_enters++;
     }

@@ -131,6 +131,8 @@ typedef struct proto_view_entity {
     uint8_t kind;
     int32_t x_q, y_q; /* position in 1/16 units */
     char name[PROTO_NAME_MAX + 1];
+    uint8_t item_kind; /* kind 2 (item): from the descriptor in the name field */
+    uint16_t quantity;
 } proto_view_entity;
 
 /* A client's picture of the world, slot-indexed as the server sends it. */
@@ -246,6 +248,160 @@ int proto_bus_attach_read(core_rd *r, proto_attach *a);
 
 void proto_write_session(core_buf *b, const uint8_t token[PROTO_RESUME_TOKEN_BYTES],
                          uint16_t grace_s);
+
+/* ---- items, inventory and chat (proto_items.c) ----
+ * Client records (docs/protocol.md section 5), server records (section 6),
+ * the item descriptor in STATE enters (section 7), and the bus messages
+ * that carry them between gateway, shards and the item loader. */
+enum {
+    PROTO_C_PICKUP = 0x03, /* u32 req, u32 entity_id */
+    PROTO_C_DROP = 0x04,   /* u32 req, u8 slot */
+    PROTO_C_CHAT = 0x05,   /* text (UTF-8, 1..PROTO_CHAT_MAX bytes) */
+};
+enum {
+    PROTO_S_INVENTORY = 0x86, /* u8 n_slots, u8 n, n x (u8 slot, u8 item_kind, u16 quantity) */
+    PROTO_S_CHAT = 0x87,      /* u32 from, u8 name_len, name, u8 text_len, text */
+    PROTO_S_RESULT = 0x88,    /* outcome of one PICKUP or DROP, see proto_result */
+};
+#define PROTO_INV_SLOTS 32    /* inventory slots 0..31 */
+#define PROTO_CHAT_MAX 200    /* bytes of chat text */
+#define PROTO_ITEM_DESC_LEN 3 /* an item's "name" in ENTER: u8 item_kind, u16 quantity */
+enum { PROTO_ACT_PICKUP = 1, PROTO_ACT_DROP = 2 };
+
+/* True for the client record kinds the gateway forwards to the shard. */
+static inline bool proto_is_item_record(uint8_t kind)
+{
+    return kind == PROTO_C_PICKUP || kind == PROTO_C_DROP || kind == PROTO_C_CHAT;
+}
+
+typedef struct proto_pickup {
+    uint32_t req;       /* client's request id, echoed in RESULT */
+    uint32_t entity_id; /* the item */
+} proto_pickup;
+typedef struct proto_drop {
+    uint32_t req;
+    uint8_t slot; /* < PROTO_INV_SLOTS */
+} proto_drop;
+
+/* Stateless checks of client records: PROTO_ERR_NONE, MALFORMED (wrong
+ * size), BAD_SLOT (slot out of range) or BAD_TEXT (chat: empty, too long,
+ * not UTF-8, or C0/DEL control characters). */
+proto_err proto_pickup_decode(proto_pickup *out, const uint8_t *body, size_t len);
+proto_err proto_drop_decode(proto_drop *out, const uint8_t *body, size_t len);
+proto_err proto_chat_check(const uint8_t *text, size_t len);
+/* Strict UTF-8: no overlong forms, surrogates or code points > U+10FFFF. */
+bool proto_utf8_valid(const uint8_t *s, size_t len);
+
+void proto_write_pickup(core_buf *b, const proto_pickup *p);
+void proto_write_drop(core_buf *b, const proto_drop *d);
+void proto_write_chat_req(core_buf *b, const char *text, size_t len);
+
+/* Inventory: slot-indexed; item_kind 0 = empty slot. */
+typedef struct proto_inventory {
+    struct {
+        uint8_t item_kind;
+        uint16_t quantity;
+    } slots[PROTO_INV_SLOTS];
+} proto_inventory;
+void proto_write_inventory(core_buf *b, const proto_inventory *inv);
+/* Returns 0, or -1 if malformed (size, slot order or range, empty entry). */
+int proto_inventory_decode(proto_inventory *out, const uint8_t *body, size_t len);
+
+typedef struct proto_chat {
+    uint32_t entity_id; /* the speaker */
+    char name[PROTO_NAME_MAX + 1];
+    uint8_t text_len;
+    char text[PROTO_CHAT_MAX + 1]; /* NUL-terminated copy */
+} proto_chat;
+void proto_write_chat(core_buf *b, const proto_chat *c);
+int proto_chat_decode(proto_chat *out, const uint8_t *body, size_t len);
+
+/* RESULT: u32 req, u8 action, u16 code (0 = done), u32 entity_id (pickup:
+ * the item; drop: the item created, 0 on failure), u8 slot, u8 item_kind,
+ * u16 quantity, u8 reason_len, reason. */
+#define PROTO_REASON_MAX 96
+typedef struct proto_result {
+    uint32_t req;
+    uint8_t action; /* PROTO_ACT_* */
+    uint16_t code;  /* PROTO_ERR_NONE or the failure */
+    uint32_t entity_id;
+    uint8_t slot;
+    uint8_t item_kind;
+    uint16_t quantity;
+    char reason[PROTO_REASON_MAX + 1];
+} proto_result;
+void proto_write_result(core_buf *b, const proto_result *r);
+int proto_result_decode(proto_result *out, const uint8_t *body, size_t len);
+
+/* The item descriptor travels in the ENTER name field of kind 2. */
+void proto_item_desc_write(uint8_t out[PROTO_ITEM_DESC_LEN], uint8_t item_kind, uint16_t qty);
+/* Returns 0, or -1 unless len is PROTO_ITEM_DESC_LEN and the kind nonzero. */
+int proto_item_desc_read(const uint8_t *name, size_t len, uint8_t *item_kind, uint16_t *qty);
+
+/* Bus messages (formats in proto_items.c's banner). Types 16..21. */
+enum {
+    PROTO_BUS_RECORDS = 16,      /* gw -> shard, shard -> shard: PICKUP/DROP/CHAT with gseq */
+    PROTO_BUS_ITEMS_LOADED = 17, /* loader -> shard: the items lying in one cell */
+    PROTO_BUS_INV_LOADED = 18,   /* loader -> shard (-> shard): a session's inventory */
+    PROTO_BUS_ITEM_TAKE = 19,    /* shard -> shard: take an item you own for my player */
+    PROTO_BUS_ITEM_DONE = 20,    /* shard -> shard: outcome of a take or drop */
+    PROTO_BUS_CHAT = 21,         /* shard -> shard: a chat line said near your cells */
+};
+
+typedef struct proto_bus_record {
+    uint32_t session_id, entity_id, gseq; /* as in proto_bus_input */
+    uint8_t kind;                         /* PROTO_C_PICKUP / DROP / CHAT */
+    uint16_t len;
+    const uint8_t *body; /* borrowed */
+} proto_bus_record;
+/* RECORDS: u16 type, u32 count, count x (u32 session, u32 entity, u32 gseq,
+ * u8 kind, u16 len, body). */
+void proto_bus_records_begin(core_buf *b, size_t *count_at);
+void proto_bus_records_add(core_buf *b, size_t count_at, const proto_bus_record *rec);
+int proto_bus_record_read(core_rd *r, proto_bus_record *rec);
+
+typedef struct proto_loaded_item {
+    int64_t db_id;
+    float x, y;
+    uint8_t item_kind;
+    uint16_t quantity;
+} proto_loaded_item;
+/* ITEMS_LOADED: u16 type, u32 cell, i32 status (0 or a STORE_ERR_*),
+ * u32 count, count x (i64 db_id, f32 x, f32 y, u8 kind, u16 qty). */
+void proto_bus_items_loaded_begin(core_buf *b, uint32_t cell, int32_t status, size_t *count_at);
+void proto_bus_items_loaded_add(core_buf *b, size_t count_at, const proto_loaded_item *it);
+int proto_bus_items_loaded_header(core_rd *r, uint32_t *cell, int32_t *status, uint32_t *count);
+int proto_bus_loaded_item_read(core_rd *r, proto_loaded_item *it);
+
+/* INV_LOADED: u16 type, u32 tick, u32 session, i32 status, then an
+ * INVENTORY body. The tick (0 from the loader) lets a forwarding shard
+ * stamp it, so it is deferred like a HANDOFF. */
+void proto_bus_inv_loaded_write(core_buf *b, uint32_t tick, uint32_t session_id, int32_t status,
+                                const proto_inventory *inv);
+int proto_bus_inv_loaded_read(core_rd *r, uint32_t *tick, uint32_t *session_id, int32_t *status,
+                              proto_inventory *inv);
+
+typedef struct proto_item_take {
+    uint32_t tick;
+    uint16_t requester; /* shard of the player */
+    uint32_t session_id;
+    int64_t account_id;
+    uint32_t item_entity;
+    uint8_t slot;
+    uint32_t req;
+} proto_item_take;
+void proto_bus_item_take_write(core_buf *b, const proto_item_take *t);
+int proto_bus_item_take_read(core_rd *r, proto_item_take *t);
+
+/* ITEM_DONE: u16 type, u32 tick, u32 session, then a RESULT body. */
+void proto_bus_item_done_write(core_buf *b, uint32_t tick, uint32_t session_id,
+                               const proto_result *res);
+int proto_bus_item_done_read(core_rd *r, uint32_t *tick, uint32_t *session_id,
+                             proto_result *res);
+
+/* CHAT: u16 type, u32 tick, f32 x, f32 y, then a server CHAT body. */
+void proto_bus_chat_write(core_buf *b, uint32_t tick, float x, float y, const proto_chat *c);
+int proto_bus_chat_read(core_rd *r, uint32_t *tick, float *x, float *y, proto_chat *c);
 
 /* Reads a message's type (u16). */
 static inline uint16_t proto_bus_type(core_rd *r)

@@ -133,6 +133,16 @@ struct sim_shard {
     core_buf deferred; /* u32 len, bytes, repeated */
     core_buf deferred_next;
 
+    /* per-cell tick log and snapshots (sim_log.c); NULL: off */
+    struct sim_log *log;
+    /* collision step scratch (sim_move.c), grown on demand */
+    float *col_dx, *col_dy; /* per slot: this tick's collision displacement */
+    uint32_t col_cap;       /* slots col_dx/col_dy can hold */
+    uint32_t *col_cand;     /* grid candidates of one entity */
+    size_t col_cand_cap;
+    uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | slot */
+    size_t col_near_cap;
+
     /* per-tick scratch */
     sim_cmd *cmds;
     uint32_t n_cmds, cmds_cap;
@@ -195,6 +205,17 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r);
 int sim_forward_lookup(sim_shard *s, uint32_t session_id);
 void sim_forward_add(sim_shard *s, uint32_t session_id, uint16_t shard);
 void sim_forward_expire(sim_shard *s);
+
+/* sim_log.c: the per-cell tick log (see sim_log.h). Hooks called from the
+ * tick; each is a no-op while s->log is NULL (no store or
+ * snapshot_interval_s = 0). */
+void sim_log_tick_begin(sim_shard *s); /* after the drain, before inputs */
+void sim_log_tick_end(sim_shard *s);   /* last thing of the tick */
+void sim_log_release(sim_shard *s, uint32_t slot);
+void sim_log_input(sim_shard *s, uint32_t slot, float dir_x, float dir_y);
+void sim_log_step(sim_shard *s);                         /* movement starts */
+void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other); /* in range */
+void sim_log_destroy(sim_shard *s);
 
 /* sim_persist.c */
 void sim_persist_players(sim_shard *s);

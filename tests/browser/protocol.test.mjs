@@ -364,7 +364,7 @@ await test("session: URL, subprotocol, welcome, state, inputs, acks, stop input"
   assert.equal(events.status[events.status.length - 1].status, "closed");
 });
 
-await test("session: no INPUT before WELCOME; seq restarts at 1 per session", async () => {
+await test("session: no INPUT before WELCOME; seq keeps counting across connections", async () => {
   const c = newClient([]);
   await c.login("ada", "secret1");
   c.connect();
@@ -376,6 +376,7 @@ await test("session: no INPUT before WELCOME; seq restarts at 1 per session", as
   ws.recv(welcomeMsg());
   await sleep(120);
   assert.ok(ws.sent.length >= 1);
+  const lastSeq = new DataView(ws.sent[ws.sent.length - 1].buffer).getUint32(2, true);
   ws.serverClose(1001, "server shutting down");
   await sleep(700); // first backoff 0.5 s +- 20%
   assert.equal(FakeWS.all.length, 2);
@@ -384,7 +385,32 @@ await test("session: no INPUT before WELCOME; seq restarts at 1 per session", as
   ws.open();
   ws.recv(welcomeMsg());
   await sleep(80);
-  assert.equal(new DataView(ws.sent[0].buffer).getUint32(2, true), 1);
+  assert.ok(new DataView(ws.sent[0].buffer).getUint32(2, true) > lastSeq);
+  c.close();
+});
+
+await test("session: the resume token of the last SESSION record is used to reconnect", async () => {
+  const c = newClient([]);
+  await c.login("ada", "secret1");
+  c.connect();
+  let ws = FakeWS.all[0];
+  ws.open();
+  const token = new Uint8Array(18);
+  for (let i = 0; i < 16; i++) token[i] = 0xa0 + i;
+  token[16] = 30;
+  ws.recv(W.concat(welcomeMsg(), W.record(0x85, token)));
+  await sleep(50);
+  assert.equal(c.resumeToken, "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+  assert.equal(c.resumeGraceS, 30);
+  ws.serverClose(1006, "");
+  await sleep(700);
+  ws = FakeWS.all[1];
+  assert.equal(ws.url, "ws://example.test:8080/ws?token=tok1&resume=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+  // a SESSION body of the wrong size is a protocol error
+  ws.open();
+  ws.recv(W.concat(welcomeMsg(), W.record(0x85, new Uint8Array(17))));
+  await sleep(50);
+  assert.equal(c.stats.protocolErrors, 1);
   c.close();
 });
 
