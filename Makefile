@@ -50,6 +50,7 @@ fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-180}
 
 bench: build
+	@scripts/install-deps.sh bench
 	scripts/bench.sh $(BUILD)
 
 format:

@@ -1,14 +1,16 @@
 /* bench_sim.c - simulation core benchmark (no network).
  *
  *   bench_sim [--entities N] [--players P] [--ticks T] [--world SIDE]
- *             [--shards S] [--radius R]
+ *             [--shards S] [--radius R] [--store URL] [--snapshot-interval-s N]
  *
  * Builds a world of SIDE x SIDE units with N wandering NPCs and P players
  * (joined through the bus like real sessions, walking in random headings),
  * steps every shard T ticks back to back on this thread, and prints the
  * per-tick time per shard (median, p99, max) and entity updates per second.
  * With P = 0 it is the simulation core (M1: movement, re-index, collision);
- * with players it includes the area-of-interest diff and STATE encoding. */
+ * with players it includes the area-of-interest diff and STATE encoding.
+ * With --store (e.g. sqlite:/tmp/b/t.db) the shards also write the per-cell
+ * tick log and snapshots through a started store, as serve does. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include "proto.h"
 #include "sim.h"
 #include "spatial.h"
+#include "store.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -33,6 +36,8 @@ int main(int argc, char **argv)
 {
     int entities = 2000, players = 0, ticks = 200, world = 2048, shards = 1;
     double radius = 100;
+    const char *store_url = NULL;
+    int snapshot_s = 10;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--entities"))
             entities = atoi(argv[i + 1]);
@@ -46,6 +51,10 @@ int main(int argc, char **argv)
             shards = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--radius"))
             radius = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--store"))
+            store_url = argv[i + 1];
+        else if (!strcmp(argv[i], "--snapshot-interval-s"))
+            snapshot_s = atoi(argv[i + 1]);
         else {
             fprintf(stderr, "unknown flag %s\n", argv[i]);
             return 2;
@@ -63,6 +72,19 @@ int main(int argc, char **argv)
     while ((world / cell) * (world / cell) > 65536)
         cell *= 2;
     cfg.cell_size = cell;
+    cfg.snapshot_interval_s = snapshot_s;
+    store *st = NULL;
+    if (store_url) {
+        store_opts o;
+        store_opts_default(&o);
+        o.queue_capacity = 1u << 20; /* ticks run back to back, far above 20 Hz */
+        int applied = 0;
+        if (store_open_opts(&st, store_url, &o, NULL) != STORE_OK ||
+            store_migrate_up(st, &applied) != STORE_OK || store_start(st) != STORE_OK) {
+            fprintf(stderr, "bench_sim: store: %s\n", store_errmsg(st));
+            return 1;
+        }
+    }
     core_metrics *m = core_metrics_create();
     bus *b;
     bus_create(&b, "inproc", m);
@@ -72,6 +94,7 @@ int main(int argc, char **argv)
     sim_shard *sh[64];
     for (int i = 0; i < shards; i++) {
         sim_shard_create(&sh[i], &cfg, &cells, &map, (uint16_t)i, b, m);
+        sim_shard_set_store(sh[i], st);
         sim_shard_spawn_npcs(sh[i]);
     }
     core_rng rng;
@@ -113,6 +136,7 @@ int main(int argc, char **argv)
            entities, players, shards, world, ticks, med, p99, mx, per_s,
            (double)frame_bytes / ticks);
     (void)frames;
+    store_close(st);
     for (int i = 0; i < shards; i++)
         sim_shard_destroy(sh[i]);
     free(dur);

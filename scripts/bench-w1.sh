@@ -30,10 +30,10 @@ if ! $bots --help >/dev/null 2>&1; then
   echo "bench-w1: '$bots --help' fails: is 'tessera bots' wired into src/main/main.c?" >&2
   exit 1
 fi
-pin() { # pin CORE cmd...: taskset when there are two cores or more
-  local core=$1; shift
-  if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then taskset -c "$core" "$@"; else "$@"; fi
-}
+# Pinning prefixes (arrays, not a function: the server's pid must be $!,
+# and taskset execs the command in its own process).
+pin0=() pin1=()
+if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then pin0=(taskset -c 0) pin1=(taskset -c 1); fi
 json() { jq -r "$2" "$1"; }
 
 # A free port below the ephemeral range, so the bots' own ports never clash.
@@ -65,7 +65,7 @@ for n in $ladder; do
   args=$($bots --workload w1 --clients "$n" --jwt-secret "$secret" --print-server-args)
   echo "== W1 N=$n: server $args --port $port" >&2
   # shellcheck disable=SC2086
-  pin 0 $serve $args --port "$port" --log-level warn 2>"$out/w1-$n.server.log" &
+  "${pin0[@]}" $serve $args --port "$port" --log-level warn 2>"$out/w1-$n.server.log" &
   spid=$!
   ready=0
   for _ in $(seq 100); do
@@ -80,7 +80,7 @@ for n in $ladder; do
   fi
   f="$out/w1-$n.json"
   # shellcheck disable=SC2086
-  pin 1 $bots --workload w1 --clients "$n" --jwt-secret "$secret" --target "127.0.0.1:$port" \
+  "${pin1[@]}" $bots --workload w1 --clients "$n" --jwt-secret "$secret" --target "127.0.0.1:$port" \
     --server-pid "$spid" --ramp "$ramp" --duration "$duration" --json "$f" >&2 || true
   stop_server
   if [ ! -s "$f" ]; then
@@ -89,9 +89,9 @@ for n in $ladder; do
   fi
   ok=$(json "$f" .sustained)
   rows+=("$(jq -r --arg n "$n" '[$n,
-      (.server.cpu_pct // 0 | . * 10 | round / 10),
-      (.server.cpu_us_per_client_tick // 0 | . * 100 | round / 100),
-      ((.server.rss_kb_end // 0) / 1024 | . * 10 | round / 10),
+      (if .server.cpu_pct then (.server.cpu_pct * 10 | round / 10) else "-" end),
+      (if .server.cpu_us_per_client_tick then (.server.cpu_us_per_client_tick * 100 | round / 100) else "-" end),
+      (if .server.rss_kb_end then (.server.rss_kb_end / 1024 * 10 | round / 10) else "-" end),
       (.updates_per_client_s.mean | . * 100 | round / 100),
       (.updates_per_client_s.min | . * 100 | round / 100),
       (.bytes_per_client_s.mean | round),

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# `make bench`: runs the benchmarks and prints their figures (JSON lines),
-# also saved under bench/results/. Benchmarks never fail on speed.
+# `make bench`: runs the benchmarks and prints their figures (JSON lines,
+# Markdown tables, a PNG plot), saved under bench/results/: the simulation
+# core, the store, and a W1 ladder with `tessera bots`. Benchmarks never
+# fail on speed.
 set -euo pipefail
 build=${1:-build}
 cd "$(dirname "$0")/.."
@@ -18,3 +20,9 @@ pin() { if command -v taskset >/dev/null; then taskset -c 0 "$@"; else "$@"; fi;
   pin "$build/bench_sim" --entities 1000000 --ticks 50 --world 32768
 } | tee "$out"
 echo "results: $out"
+echo "# store: flush throughput and logins/s, SQLite and PostgreSQL" >&2
+scripts/bench-store.sh "$build"
+echo "# W1 ladder (server on core 0, bots on core 1; short steps)" >&2
+BENCH_RAMP=${BENCH_RAMP:-5} BENCH_DURATION=${BENCH_DURATION:-10} \
+  BENCH_LADDER=${BENCH_LADDER:-"250 500 1000 2000 4000 8000"} scripts/bench-w1.sh "$build"
+cat bench/results/w1-ladder.md

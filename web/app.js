@@ -1,9 +1,15 @@
 /* app.js - Tessera's browser client: a login form, then a canvas view of
  * the world around the player, driven by tessera.js. Plain JS, no build.
  *
- * For tests and debugging, window.tessera = {client, lastState, welcome}
- * is kept current (lastState is the last "state" event of the client). */
-import { TesseraClient, KIND_NPC } from "./tessera.js";
+ * Items lie on the ground (drawn by kind); E (or a click on an item)
+ * picks up the nearest one within reach; the inventory panel lists the
+ * 32 slots, a click on one drops it; Enter opens the chat box.
+ *
+ * For tests and debugging, window.tessera = {client, lastState, welcome,
+ * inventory, chat, results} is kept current (lastState is the last
+ * "state" event of the client; chat and results the recent lines and
+ * pickup/drop outcomes, newest last). */
+import { TesseraClient, KIND_NPC, KIND_ITEM, INV_SLOTS, itemName } from "./tessera.js";
 
 const $ = (id) => document.getElementById(id);
 const canvas = $("view");
@@ -15,7 +21,7 @@ const statusbar = $("statusbar");
 const help = $("help");
 
 const client = new TesseraClient({ baseUrl: location.origin });
-const app = { client, lastState: null, welcome: null };
+const app = { client, lastState: null, welcome: null, inventory: null, chat: [], results: [] };
 window.tessera = app;
 
 const COLORS = {
@@ -32,7 +38,20 @@ const COLORS = {
   self: "#ffd166",
   selfEdge: "#ffffff",
   name: "#e5e9f0",
+  item: "#c0c8d8",
 };
+/* Item kinds drawn in their own colour (unknown kinds in COLORS.item). */
+const ITEM_COLORS = {
+  1: "#e63946",
+  2: "#ffd166",
+  3: "#4cc9f0",
+  4: "#b5179e",
+  5: "#f1e3c8",
+  6: "#adb5bd",
+  7: "#9c6644",
+  8: "#80ed99",
+};
+const REACH = 16; // units beyond the entity radius (the server's pickup reach)
 const shardColor = (i, alpha) => `hsla(${(i * 137.5 + 200) % 360}, 65%, 55%, ${alpha})`;
 
 /* ---------------- interpolation ---------------- */
@@ -64,7 +83,17 @@ function onState(s) {
         py = iy;
       }
     }
-    next.set(e.id, { id: e.id, kind: e.kind, name: e.name, px, py, cx: e.x, cy: e.y });
+    next.set(e.id, {
+      id: e.id,
+      kind: e.kind,
+      name: e.name,
+      itemKind: e.itemKind,
+      quantity: e.quantity,
+      px,
+      py,
+      cx: e.x,
+      cy: e.y,
+    });
   }
   view = next;
   lastStateAt = t;
@@ -103,6 +132,7 @@ function draw(t) {
   const oy = usableH / 2 - camY * scale;
   const sx = (x) => ox + x * scale;
   const sy = (y) => oy + y * scale;
+  screenToWorld = (px, py) => [(px - ox) / scale, (py - oy) / scale];
 
   // Outside the world.
   ctx.fillStyle = COLORS.outside;
@@ -205,6 +235,10 @@ function draw(t) {
     if (px < -50 || py < -50 || px > cssW + 50 || py > cssH + 50) continue;
     const isSelf = v.id === w.entityId;
     ctx.beginPath();
+    if (v.kind === KIND_ITEM) {
+      drawItem(v, px, py, r);
+      continue;
+    }
     if (v.kind === KIND_NPC) {
       ctx.arc(px, py, r * 0.7, 0, Math.PI * 2);
       ctx.fillStyle = COLORS.npc;
@@ -312,8 +346,156 @@ function drawMinimap(w, camX, camY) {
 
 function rank(v, selfId) {
   if (v.id === selfId) return 2;
+  if (v.kind === KIND_ITEM) return -1;
   return v.kind === KIND_NPC ? 0 : 1;
 }
+
+/* An item: a diamond in its kind's colour, its name and quantity below. */
+function drawItem(v, px, py, r) {
+  const d = Math.max(4, r * 0.8);
+  ctx.moveTo(px, py - d);
+  ctx.lineTo(px + d, py);
+  ctx.lineTo(px, py + d);
+  ctx.lineTo(px - d, py);
+  ctx.closePath();
+  ctx.fillStyle = ITEM_COLORS[v.itemKind] || COLORS.item;
+  ctx.fill();
+  ctx.lineWidth = 1;
+  ctx.strokeStyle = "rgba(0, 0, 0, 0.6)";
+  ctx.stroke();
+  if (nearestItem() === v) {
+    ctx.beginPath();
+    ctx.arc(px, py, d + 4, 0, Math.PI * 2);
+    ctx.strokeStyle = COLORS.self;
+    ctx.stroke();
+  }
+  ctx.font = "10px system-ui, sans-serif";
+  ctx.fillStyle = COLORS.name;
+  ctx.textBaseline = "top";
+  ctx.fillText(v.quantity > 1 ? `${v.name} x${v.quantity}` : v.name, px, py + d + 2);
+  ctx.textBaseline = "bottom";
+}
+
+/* ---------------- items, inventory, chat ---------------- */
+let screenToWorld = null; // set by draw(): canvas CSS pixels -> world units
+const invSlots = $("inv-slots");
+const invNote = $("inv-note");
+const chatBox = $("chat");
+const chatLog = $("chat-log");
+const chatInput = $("chat-input");
+const CHAT_LINES = 50;
+
+/* The item within reach nearest the player, or null. */
+function nearestItem() {
+  const w = app.welcome;
+  const self = w && view.get(w.entityId);
+  if (!self) return null;
+  let best = null;
+  let bestD = REACH + w.entityRadius;
+  for (const v of view.values()) {
+    if (v.kind !== KIND_ITEM) continue;
+    const d = Math.hypot(v.cx - self.cx, v.cy - self.cy);
+    if (d <= bestD) {
+      best = v;
+      bestD = d;
+    }
+  }
+  return best;
+}
+
+function pickUp(v) {
+  if (!v) {
+    invNote.textContent = "nothing within reach";
+    return;
+  }
+  if (client.pickup(v.id) != null) invNote.textContent = `picking up ${v.name}...`;
+}
+
+canvas.addEventListener("click", (ev) => {
+  if (!screenToWorld || !app.welcome) return;
+  const [x, y] = screenToWorld(ev.clientX, ev.clientY);
+  let hit = null;
+  let hitD = 12;
+  for (const v of view.values()) {
+    const d = Math.hypot(v.cx - x, v.cy - y);
+    if (v.kind === KIND_ITEM && d < hitD) {
+      hit = v;
+      hitD = d;
+    }
+  }
+  if (hit) pickUp(hit);
+});
+
+function renderInventory(slots) {
+  invSlots.textContent = "";
+  for (let i = 0; i < INV_SLOTS; i++) {
+    const s = slots ? slots[i] : null;
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "slot" + (s ? " full" : "");
+    b.dataset.slot = String(i);
+    if (s) {
+      b.style.setProperty("--item", ITEM_COLORS[s.itemKind] || COLORS.item);
+      b.textContent = s.quantity > 1 ? `${s.name} x${s.quantity}` : s.name;
+      b.title = `drop ${s.name}`;
+      b.addEventListener("click", () => {
+        if (client.drop(i) != null) invNote.textContent = `dropping ${s.name}...`;
+        b.blur();
+      });
+    } else {
+      b.disabled = true;
+    }
+    invSlots.appendChild(b);
+  }
+}
+
+function addChatLine(line, cls) {
+  app.chat.push(line);
+  if (app.chat.length > CHAT_LINES) app.chat.shift();
+  const div = document.createElement("div");
+  div.className = "line" + (cls ? " " + cls : "");
+  if (line.name) {
+    const who = document.createElement("b");
+    who.textContent = line.name + ": ";
+    div.appendChild(who);
+  }
+  div.appendChild(document.createTextNode(line.text));
+  chatLog.appendChild(div);
+  while (chatLog.childElementCount > CHAT_LINES) chatLog.firstElementChild.remove();
+  chatLog.scrollTop = chatLog.scrollHeight;
+}
+
+client.on("inventory", (e) => {
+  app.inventory = e.slots;
+  renderInventory(e.slots);
+});
+client.on("chat", (c) => addChatLine(c));
+client.on("result", (r) => {
+  app.results.push(r);
+  if (app.results.length > 50) app.results.shift();
+  const what = r.itemKind ? itemName(r.itemKind) : "item";
+  const verb = r.action === 1 ? "picked up" : "dropped";
+  invNote.textContent = r.ok ? `${verb} ${what}` : `${r.name}: ${r.reason}`;
+});
+
+chatInput.addEventListener("keydown", (ev) => {
+  ev.stopPropagation(); // typing is not walking
+  if (ev.key === "Escape") {
+    chatInput.value = "";
+    chatInput.blur();
+  } else if (ev.key === "Enter") {
+    ev.preventDefault();
+    const text = chatInput.value.trim();
+    chatInput.value = "";
+    chatInput.blur();
+    if (!text) return;
+    try {
+      client.say(text);
+    } catch (e) {
+      addChatLine({ text: e.message }, "error");
+    }
+  }
+});
 
 function drawIdle(t) {
   // A slowly drifting grid behind the login form.
@@ -419,6 +601,8 @@ function showLogin(message) {
   form.hidden = false;
   statusbar.hidden = true;
   help.hidden = true;
+  $("inventory").hidden = true;
+  chatBox.hidden = true;
   loginButton.disabled = false;
   loginError.textContent = message || "";
 }
@@ -451,6 +635,9 @@ form.addEventListener("submit", async (ev) => {
   form.hidden = true;
   statusbar.hidden = false;
   help.hidden = false;
+  $("inventory").hidden = false;
+  chatBox.hidden = false;
+  renderInventory(null);
   $("st-user").textContent = client.username;
   document.activeElement && document.activeElement.blur();
   client.connect();
@@ -491,6 +678,19 @@ function keyCode(ev) {
 
 window.addEventListener("keydown", (ev) => {
   if (!form.hidden || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (document.activeElement === chatInput) return;
+  if (ev.key === "Enter") {
+    ev.preventDefault();
+    held.clear();
+    updateHeading();
+    chatInput.focus();
+    return;
+  }
+  if (ev.code === "KeyE" || (ev.key || "").toLowerCase() === "e") {
+    ev.preventDefault();
+    if (!ev.repeat) pickUp(nearestItem());
+    return;
+  }
   const k = keyCode(ev);
   if (!k) return;
   ev.preventDefault();

@@ -38,6 +38,12 @@
  *       while the heading is non-zero, plus one stop INPUT when it becomes
  *       zero. Sequence numbers start at 1 on each session.
  *   ping() -> nonce   sends a PING; the answer arrives as a "pong" event.
+ *   pickup(entityId) -> req  asks to pick up an item within reach.
+ *   drop(slot) -> req        asks to drop an inventory slot at your feet.
+ *       Each request gets exactly one "result" event with its req.
+ *   say(text) -> bool        a chat line (1..200 bytes of UTF-8, no control
+ *       characters; RangeError otherwise); heard by players within the
+ *       area-of-interest radius, you included ("chat" event).
  *   on(name, fn) -> unsubscribe function;  off(name, fn).
  *
  * Read-only properties
@@ -59,6 +65,15 @@
  *              Positions are kept as quantized integers (xq = x * 16, exact)
  *              and exposed as float units (x = xq / 16). The entities Map and
  *              its objects are fresh for each event (safe to keep).
+ *              Items (kind 2) also carry itemKind and quantity; their name is
+ *              the item kind's display name (ITEM_NAMES).
+ *   "inventory" {slots}  32 entries {itemKind, quantity, name} or null;
+ *              sent on entering the world and after every change; also in
+ *              the `inventory` property.
+ *   "result"  {req, action (1 pickup, 2 drop), ok, code, name, entityId,
+ *              slot, itemKind, quantity, reason}  the outcome of pickup()
+ *              or drop(); ok only once the change is committed.
+ *   "chat"    {from, name, text}  a chat line said near you.
  *   "error"   {code, name, reason}  an ERROR record (the connection stays).
  *   "pong"    {nonce, tick, rtt}    rtt in milliseconds.
  *   "status"  {status, code, reason, attempt, delayMs}  status is one of
@@ -88,6 +103,7 @@ export const NAME_MAX = 32;
 
 export const KIND_PLAYER = 0;
 export const KIND_NPC = 1;
+export const KIND_ITEM = 2;
 
 export const C_INPUT = 0x01;
 export const C_PING = 0x02;
@@ -96,6 +112,29 @@ export const S_STATE = 0x82;
 export const S_PONG = 0x83;
 export const S_ERROR = 0x84;
 export const S_SESSION = 0x85;
+export const C_PICKUP = 0x03;
+export const C_DROP = 0x04;
+export const C_CHAT = 0x05;
+export const S_INVENTORY = 0x86;
+export const S_CHAT = 0x87;
+export const S_RESULT = 0x88;
+export const INV_SLOTS = 32;
+export const CHAT_MAX = 200; // bytes of UTF-8
+export const ACT_PICKUP = 1;
+export const ACT_DROP = 2;
+
+/** Display names of item kinds (the server only knows numbers). */
+export const ITEM_NAMES = {
+  1: "apple",
+  2: "coin",
+  3: "gem",
+  4: "potion",
+  5: "scroll",
+  6: "key",
+  7: "mushroom",
+  8: "feather",
+};
+export const itemName = (kind) => ITEM_NAMES[kind] || `item ${kind}`;
 
 export const STATE_RESET = 0x01;
 
@@ -108,6 +147,15 @@ export const ERROR_NAMES = {
   6: "stale_seq",
   7: "rate_limited",
   8: "not_in_world",
+  9: "not_an_item",
+  10: "out_of_reach",
+  11: "bad_slot",
+  12: "bad_text",
+  13: "chat_rate_limited",
+  14: "item_gone",
+  15: "inventory_full",
+  16: "store_unavailable",
+  17: "conflict",
 };
 
 const RECONNECT_MIN_MS = 500;
@@ -309,7 +357,16 @@ export function parseState(body) {
     e.yq = r.i32("y_q");
     const nameLen = r.u8("name_len");
     if (nameLen > NAME_MAX) throw new ProtocolError(`name_len ${nameLen} over ${NAME_MAX}`);
-    e.name = r.string(nameLen, "name");
+    if (e.kind === KIND_ITEM) {
+      // an item's name field is its descriptor: item_kind u8, quantity u16
+      if (nameLen !== 3) throw new ProtocolError(`item descriptor of ${nameLen} bytes, not 3`);
+      e.itemKind = r.u8("item_kind");
+      e.quantity = r.u16("quantity");
+      if (e.itemKind === 0) throw new ProtocolError("item kind 0");
+      e.name = itemName(e.itemKind);
+    } else {
+      e.name = r.string(nameLen, "name");
+    }
     s.enters.push(e);
   }
   const nBits = r.varint("n_bits");
@@ -364,9 +421,13 @@ export class SlotTable {
         anomalies.push(`enter into occupied slot ${e.slot}`);
         this.count--;
       }
-      if (e.kind !== KIND_PLAYER && e.kind !== KIND_NPC)
+      if (e.kind !== KIND_PLAYER && e.kind !== KIND_NPC && e.kind !== KIND_ITEM)
         anomalies.push(`unknown entity kind ${e.kind}`);
       this.slots[e.slot] = { id: e.id, kind: e.kind, xq: e.xq, yq: e.yq, name: e.name };
+      if (e.kind === KIND_ITEM) {
+        this.slots[e.slot].itemKind = e.itemKind;
+        this.slots[e.slot].quantity = e.quantity;
+      }
       this.count++;
       entered.add(e.slot);
     }
@@ -394,7 +455,7 @@ export class SlotTable {
       const e = this.slots[sl];
       if (!e) continue;
       if (m.has(e.id) && anomalies) anomalies.push(`entity ${e.id} in two slots`);
-      m.set(e.id, {
+      const v = {
         id: e.id,
         kind: e.kind,
         x: e.xq / POS_SCALE,
@@ -403,7 +464,12 @@ export class SlotTable {
         yq: e.yq,
         name: e.name,
         slot: sl,
-      });
+      };
+      if (e.kind === KIND_ITEM) {
+        v.itemKind = e.itemKind;
+        v.quantity = e.quantity;
+      }
+      m.set(e.id, v);
     }
     return m;
   }
@@ -433,6 +499,106 @@ export function encodePing(nonce) {
   dv.setUint8(1, 4);
   dv.setUint32(2, nonce >>> 0, true);
   return b;
+}
+
+/** INVENTORY: [n_slots:u8 = 32][n:u8] n x [slot:u8][item_kind:u8][quantity:u16],
+ *  slots ascending, no empty entries. Returns an array of 32 entries,
+ *  each {itemKind, quantity, name} or null (empty). */
+export function decodeInventory(body) {
+  const r = new Reader(body);
+  const nSlots = r.u8("n_slots");
+  const n = r.u8("n");
+  if (nSlots !== INV_SLOTS) throw new ProtocolError(`inventory of ${nSlots} slots`);
+  if (n > nSlots) throw new ProtocolError(`inventory with ${n} entries`);
+  const slots = new Array(nSlots).fill(null);
+  let last = -1;
+  for (let i = 0; i < n; i++) {
+    const slot = r.u8("slot");
+    const itemKind = r.u8("item_kind");
+    const quantity = r.u16("quantity");
+    if (slot >= nSlots || slot <= last) throw new ProtocolError(`inventory slot ${slot} out of order`);
+    if (itemKind === 0 || quantity === 0) throw new ProtocolError("empty inventory entry");
+    slots[slot] = { itemKind, quantity, name: itemName(itemKind) };
+    last = slot;
+  }
+  r.done("INVENTORY");
+  return slots;
+}
+
+/** CHAT (server): [from:u32][name_len:u8][name][text_len:u8][text]. */
+export function decodeChat(body) {
+  const r = new Reader(body);
+  const from = r.u32("from");
+  const nl = r.u8("name_len");
+  if (nl > NAME_MAX) throw new ProtocolError(`name_len ${nl} over ${NAME_MAX}`);
+  const name = r.string(nl, "name");
+  const tl = r.u8("text_len");
+  if (tl === 0 || tl > CHAT_MAX) throw new ProtocolError(`chat text of ${tl} bytes`);
+  const text = r.string(tl, "text");
+  r.done("CHAT");
+  return { from, name, text };
+}
+
+/** RESULT: [req:u32][action:u8][code:u16][entity_id:u32][slot:u8]
+ *  [item_kind:u8][quantity:u16][reason_len:u8][reason]. */
+export function decodeResult(body) {
+  const r = new Reader(body);
+  const res = {
+    req: r.u32("req"),
+    action: r.u8("action"),
+    code: r.u16("code"),
+    entityId: r.u32("entity_id"),
+    slot: r.u8("slot"),
+    itemKind: r.u8("item_kind"),
+    quantity: r.u16("quantity"),
+  };
+  const rl = r.u8("reason_len");
+  res.reason = r.string(rl, "reason");
+  r.done("RESULT");
+  if (res.action !== ACT_PICKUP && res.action !== ACT_DROP)
+    throw new ProtocolError(`RESULT action ${res.action}`);
+  if (res.slot >= INV_SLOTS) throw new ProtocolError(`RESULT slot ${res.slot}`);
+  res.ok = res.code === 0;
+  res.name = res.ok ? "ok" : ERROR_NAMES[res.code] || `error_${res.code}`;
+  return res;
+}
+
+/** A PICKUP record: [0x03, 8, req:u32, entity_id:u32]. */
+export function encodePickup(req, entityId) {
+  const b = new ArrayBuffer(10);
+  const dv = new DataView(b);
+  dv.setUint8(0, C_PICKUP);
+  dv.setUint8(1, 8);
+  dv.setUint32(2, req >>> 0, true);
+  dv.setUint32(6, entityId >>> 0, true);
+  return b;
+}
+
+/** A DROP record: [0x04, 5, req:u32, slot:u8]. */
+export function encodeDrop(req, slot) {
+  if (!(slot >= 0 && slot < INV_SLOTS)) throw new RangeError(`slot ${slot} out of range`);
+  const b = new ArrayBuffer(7);
+  const dv = new DataView(b);
+  dv.setUint8(0, C_DROP);
+  dv.setUint8(1, 5);
+  dv.setUint32(2, req >>> 0, true);
+  dv.setUint8(6, slot);
+  return b;
+}
+
+/** A CHAT record: [0x05, len varint, UTF-8 text]. Throws RangeError for
+ *  text the server would refuse (empty, over 200 bytes, control chars). */
+export function encodeChat(text) {
+  const bytes = new TextEncoder().encode(String(text));
+  if (bytes.length === 0 || bytes.length > CHAT_MAX)
+    throw new RangeError(`chat text must be 1..${CHAT_MAX} bytes of UTF-8`);
+  for (const b of bytes)
+    if (b < 0x20 || b === 0x7f) throw new RangeError("chat text holds a control character");
+  const head = bytes.length < 128 ? [C_CHAT, bytes.length] : [C_CHAT, (bytes.length & 0x7f) | 0x80, bytes.length >> 7];
+  const out = new Uint8Array(head.length + bytes.length);
+  out.set(head, 0);
+  out.set(bytes, head.length);
+  return out.buffer;
 }
 
 /** Clamps a heading to length <= 1 (non-finite components become 0). */
@@ -466,6 +632,7 @@ export class TesseraClient {
     this._password = null;
     this.welcome = null;
     this.lastState = null;
+    this.inventory = null;
     this.status = "idle";
     this.stats = {
       rttMs: null,
@@ -773,6 +940,16 @@ export class TesseraClient {
           case S_SESSION:
             this._onSession(rec.body);
             break;
+          case S_INVENTORY:
+            this.inventory = decodeInventory(rec.body);
+            this._emit("inventory", { slots: this.inventory });
+            break;
+          case S_CHAT:
+            this._emit("chat", decodeChat(rec.body));
+            break;
+          case S_RESULT:
+            this._emit("result", decodeResult(rec.body));
+            break;
           default:
             break; // unknown kinds are skipped (forward compatibility)
         }
@@ -910,6 +1087,31 @@ export class TesseraClient {
     if (this._pendingAcks.size > MAX_PENDING_ACKS) {
       this._pendingAcks.delete(this._pendingAcks.keys().next().value);
     }
+  }
+
+  /** Asks to pick up item entityId (within reach). Returns the request
+   *  id echoed in the "result" event, or null when not connected. */
+  pickup(entityId) {
+    if (!this.welcome || !this._canSend()) return null;
+    const req = (this._req = ((this._req || 0) + 1) >>> 0);
+    this._ws.send(encodePickup(req, entityId));
+    return req;
+  }
+
+  /** Asks to drop inventory slot (0..31) at the player's feet. */
+  drop(slot) {
+    if (!this.welcome || !this._canSend()) return null;
+    const req = (this._req = ((this._req || 0) + 1) >>> 0);
+    this._ws.send(encodeDrop(req, slot));
+    return req;
+  }
+
+  /** Says a chat line (throws RangeError for text the server refuses). */
+  say(text) {
+    const rec = encodeChat(text);
+    if (!this.welcome || !this._canSend()) return false;
+    this._ws.send(rec);
+    return true;
   }
 
   ping() {

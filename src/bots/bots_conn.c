@@ -81,6 +81,14 @@ static void leave_world(bots_env *e, bot *b)
         e->n_in_world--;
 }
 
+void bot_decode_fail(bots_env *e, bot *b, const char *what)
+{
+    /* The first few are shown: a decode error means a bug on one side. */
+    if (e->st->err_decode++ < 3)
+        fprintf(stderr, "tessera bots: bot %u: %s (state %d)\n", b->gid, what, b->state);
+    bot_fail(e, b);
+}
+
 void bot_fail(bots_env *e, bot *b)
 {
     if (b->state == BOT_FAILED)
@@ -244,8 +252,7 @@ void bot_start(bots_env *e, bot *b)
     bot_username(e, b, name, sizeof name);
     if (bots_token_mint(b->hs->token, sizeof b->hs->token, o->jwt_secret, strlen(o->jwt_secret),
                         1000000u + b->gid, name, core_wall_s(), BOT_TTL_S) < 0) {
-        e->st->err_decode++;
-        bot_fail(e, b);
+        bot_decode_fail(e, b, "cannot mint a token");
         return;
     }
     bot_start_ws(e, b);
@@ -308,13 +315,20 @@ static int on_message(bots_env *e, bot *b, const uint8_t *msg, size_t len)
     while ((r = proto_records_next(&it, &kind, &body, &blen)) == 1) {
         switch (kind) {
         case PROTO_S_WELCOME:
-            if (on_welcome(e, b, body, blen) != 0)
-                goto bad;
+            if (on_welcome(e, b, body, blen) != 0) {
+                bot_decode_fail(e, b, "bad or unexpected WELCOME");
+                return -1;
+            }
             break;
         case PROTO_S_STATE:
-            if ((b->state != BOT_IN_WORLD && b->state != BOT_CLOSING) ||
-                proto_view_apply(&b->view, body, blen) != 0)
-                goto bad;
+            if (b->state != BOT_IN_WORLD && b->state != BOT_CLOSING) {
+                bot_decode_fail(e, b, "STATE before WELCOME");
+                return -1;
+            }
+            if (proto_view_apply(&b->view, body, blen) != 0) {
+                bot_decode_fail(e, b, "STATE does not apply to the slot table (lost a message?)");
+                return -1;
+            }
             e->states_total++;
             if (b->view.flags & PROTO_STATE_RESET)
                 b->n_view = 0;
@@ -339,9 +353,7 @@ static int on_message(bots_env *e, bot *b, const uint8_t *msg, size_t len)
     }
     if (r == 0)
         return 0;
-bad:
-    e->st->err_decode++;
-    bot_fail(e, b);
+    bot_decode_fail(e, b, "broken record framing");
     return -1;
 }
 
@@ -401,8 +413,7 @@ static int on_frame(bots_env *e, bot *b, bool fin, uint8_t op, const uint8_t *p,
     default: /* text, or a reserved opcode */
         break;
     }
-    e->st->err_decode++;
-    bot_fail(e, b);
+    bot_decode_fail(e, b, "unexpected frame opcode or fragmentation");
     return -1;
 }
 
@@ -444,8 +455,7 @@ static int parse_frames(bots_env *e, bot *b, const uint8_t *p, size_t n, size_t 
     }
     return 0;
 bad:
-    e->st->err_decode++;
-    bot_fail(e, b);
+    bot_decode_fail(e, b, "bad frame header (reserved bits, masked, or too long)");
     return -1;
 }
 

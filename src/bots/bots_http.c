@@ -50,8 +50,7 @@ int bot_http_send_upgrade(bots_env *e, bot *b)
                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n\r\n",
                      b->hs->token, e->o->host, key, PROTO_SUBPROTOCOL);
     if (n < 0 || (size_t)n >= sizeof req) {
-        e->st->err_decode++;
-        bot_fail(e, b);
+        bot_decode_fail(e, b, "token too long for the upgrade request");
         return -1;
     }
     return bot_write(e, b, req, (size_t)n);
@@ -130,10 +129,10 @@ static void http_refused(bots_env *e, bot *b, int status, size_t head_len, const
             why[n] = 0;
             fprintf(stderr, "tessera bots: %s refused with HTTP %d: %s\n", what, status, why);
         }
+        bot_fail(e, b);
     } else {
-        e->st->err_decode++;
+        bot_decode_fail(e, b, "answer without an HTTP status line");
     }
-    bot_fail(e, b);
 }
 
 int bot_http_on_login(bots_env *e, bot *b, bool is_eof)
@@ -143,8 +142,12 @@ int bot_http_on_login(bots_env *e, bot *b, bool is_eof)
     int r = take_head(b, head, sizeof head, &hl);
     if (r <= 0) {
         if (r < 0 || is_eof) {
-            r < 0 ? e->st->err_decode++ : e->st->err_io++;
-            bot_fail(e, b);
+            if (r < 0) {
+                bot_decode_fail(e, b, "login answer head too long");
+            } else {
+                e->st->err_io++;
+                bot_fail(e, b);
+            }
             return -1;
         }
         return 0;
@@ -177,8 +180,7 @@ int bot_http_on_login(bots_env *e, bot *b, bool is_eof)
     const char *tok = json_string_value(json_object_get(root, "token"));
     if (!tok || strlen(tok) >= sizeof b->hs->token) {
         json_decref(root);
-        e->st->err_decode++;
-        bot_fail(e, b);
+        bot_decode_fail(e, b, "login answer without a token");
         return -1;
     }
     snprintf(b->hs->token, sizeof b->hs->token, "%s", tok);
@@ -196,8 +198,7 @@ int bot_http_on_upgrade(bots_env *e, bot *b)
     size_t hl;
     int r = take_head(b, head, sizeof head, &hl);
     if (r < 0) {
-        e->st->err_decode++;
-        bot_fail(e, b);
+        bot_decode_fail(e, b, "upgrade answer head too long");
         return -1;
     }
     if (r == 0)
@@ -212,8 +213,7 @@ int bot_http_on_upgrade(bots_env *e, bot *b)
         strcmp(acc, b->hs->accept) != 0 ||
         !head_value(head, "Sec-WebSocket-Protocol", proto, sizeof proto) ||
         strcmp(proto, PROTO_SUBPROTOCOL) != 0) {
-        e->st->err_decode++;
-        bot_fail(e, b);
+        bot_decode_fail(e, b, "bad 101: Sec-WebSocket-Accept or subprotocol");
         return -1;
     }
     core_buf_consume(&b->in, hl);

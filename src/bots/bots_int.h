@@ -250,9 +250,10 @@ void bot_start(bots_env *e, bot *b); /* IDLE -> first connect */
 void bot_on_event(bots_env *e, bot *b, uint32_t events);
 void bot_check_deadline(bots_env *e, bot *b); /* timeouts and backoff */
 int bot_send_input(bots_env *e, bot *b, float dx, float dy);
-void bot_close(bots_env *e, bot *b); /* starts the close handshake */
-void bot_fail(bots_env *e, bot *b);  /* closes the socket, FAILED */
-void bot_release(bot *b);            /* frees buffers and the socket */
+void bot_close(bots_env *e, bot *b);                         /* starts the close handshake */
+void bot_fail(bots_env *e, bot *b);                          /* closes the socket, FAILED */
+void bot_decode_fail(bots_env *e, bot *b, const char *what); /* counted; first few shown */
+void bot_release(bot *b);                                    /* frees buffers and the socket */
 bool bot_own_position(bot *b, float *x, float *y);
 
 /* Shared by bots_conn.c and bots_http.c. Functions returning int give 0,

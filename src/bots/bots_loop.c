@@ -35,8 +35,8 @@
 /* Sends are grouped into 2 ms slots: waking for every single send cost
  * more in context switches than the sends themselves (perf, 1000 bots). */
 #define LOOP_SEND_SLOT_NS 5000000ull
-#define W3_FREE_S 10.0                    /* W3: seconds of W1 behaviour first */
-#define W3_RADIUS 50.0f                   /* W3: mill within this of the centre */
+#define W3_FREE_S 10.0  /* W3: seconds of W1 behaviour first */
+#define W3_RADIUS 50.0f /* W3: mill within this of the centre */
 
 typedef struct loop {
     bots_env *e;

@@ -59,6 +59,14 @@ static const key_desc keys[] = {
     K_STR(jwt_secret, "HS256 signing secret (empty: generated once into data_dir)"),
     K_INT(token_ttl_s, "lifetime of issued access tokens (s)"),
     K_INT(resume_grace_s, "a dropped session keeps its entity this long (s)"),
+    K_STR(jwt_keys_dir, "folder of <kid>.pem provider public keys, RSA or EC P-256 (empty = none)"),
+    K_STR(jwt_issuer, "iss required of provider (RS256/ES256) tokens"),
+    K_STR(jwt_audience, "aud required of provider (RS256/ES256) tokens"),
+    K_INT(jwt_skew_s, "clock skew tolerated on token exp/nbf/iat (s, 0..300)"),
+    K_INT(refresh_ttl_s, "lifetime of refresh tokens (s)"),
+    K_INT(login_fail_per_account, "failed logins of one account per window before 429"),
+    K_INT(login_fail_per_addr, "failed logins from one address per window before 429"),
+    K_INT(login_fail_window_s, "window of the failed-login limits (s)"),
     K_INT(world_w, "world width (units)"),
     K_INT(world_h, "world height (units)"),
     K_INT(cell_size, "region cell side (units)"),
@@ -67,6 +75,7 @@ static const key_desc keys[] = {
     K_INT(npcs, "wandering NPCs in the world"),
     K_U64(seed, "world seed"),
     K_STR(map_file, "static obstacle map file (empty = none)"),
+    K_STR(items_file, "items seeded into a world that never had any (empty = none)"),
     K_DBL(player_speed, "player speed (units/s)"),
     K_DBL(npc_speed, "NPC speed (units/s)"),
     K_DBL(entity_radius, "collision radius of an entity (units)"),
@@ -94,17 +103,25 @@ static void default_web_root(char *dst, size_t cap)
 #endif
 }
 
-static void default_map(char *dst, size_t cap)
+/* maps/NAME from the working directory, else from the source tree. */
+static void default_content(char *dst, size_t cap, const char *name)
 {
-    if (access("maps/default.map", R_OK) == 0) {
-        snprintf(dst, cap, "maps/default.map");
+    char rel[64];
+    snprintf(rel, sizeof rel, "maps/%s", name);
+    if (access(rel, R_OK) == 0) {
+        snprintf(dst, cap, "%s", rel);
         return;
     }
 #ifdef TESSERA_SOURCE_DIR
-    snprintf(dst, cap, "%s/maps/default.map", TESSERA_SOURCE_DIR);
+    snprintf(dst, cap, "%s/maps/%s", TESSERA_SOURCE_DIR, name);
 #else
     dst[0] = 0;
 #endif
+}
+
+static void default_map(char *dst, size_t cap)
+{
+    default_content(dst, cap, "default.map");
 }
 
 void core_config_defaults(core_config *c)
@@ -123,7 +140,14 @@ void core_config_defaults(core_config *c)
     c->close_timeout_s = 5;
     c->msgs_per_s = 60;
     c->msgs_burst = 120;
-    c->token_ttl_s = 3600;
+    c->token_ttl_s = 900;
+    snprintf(c->jwt_issuer, sizeof c->jwt_issuer, "tessera");
+    snprintf(c->jwt_audience, sizeof c->jwt_audience, "tessera");
+    c->jwt_skew_s = 30;
+    c->refresh_ttl_s = 30 * 86400;
+    c->login_fail_per_account = 5;
+    c->login_fail_per_addr = 20;
+    c->login_fail_window_s = 60;
     c->resume_grace_s = 30;
     snprintf(c->data_dir, sizeof c->data_dir, "data");
     c->world_w = 2048;
@@ -134,6 +158,7 @@ void core_config_defaults(core_config *c)
     c->npcs = 300;
     c->seed = 1;
     default_map(c->map_file, sizeof c->map_file);
+    default_content(c->items_file, sizeof c->items_file, "default.items");
     c->player_speed = 50.0;
     c->npc_speed = 20.0;
     c->entity_radius = 4.0;
@@ -367,6 +392,14 @@ int core_config_validate(const core_config *c, char *err, size_t err_len)
     CHECK(c->msgs_per_s >= 1 && c->msgs_burst >= 1, "rate limits must be >= 1");
     CHECK(c->token_ttl_s >= 10, "token_ttl_s must be >= 10");
     CHECK(c->resume_grace_s >= 1 && c->resume_grace_s <= 3600, "resume_grace_s must be 1..3600");
+    CHECK(c->jwt_skew_s >= 0 && c->jwt_skew_s <= 300, "jwt_skew_s must be 0..300");
+    CHECK(c->jwt_issuer[0] && strlen(c->jwt_issuer) < 128 && c->jwt_audience[0] &&
+              strlen(c->jwt_audience) < 128,
+          "jwt_issuer and jwt_audience must be 1..127 bytes");
+    CHECK(c->refresh_ttl_s >= 60, "refresh_ttl_s must be >= 60");
+    CHECK(c->login_fail_per_account >= 1 && c->login_fail_per_addr >= 1 &&
+              c->login_fail_window_s >= 1 && c->login_fail_window_s <= 86400,
+          "login_fail_per_account/_per_addr must be >= 1 and login_fail_window_s 1..86400");
     CHECK(c->snapshot_interval_s >= 0 && c->snapshot_interval_s <= 86400,
           "snapshot_interval_s must be 0..86400");
     CHECK(c->cell_size >= 32 && c->cell_size <= 4096, "cell_size must be 32..4096");

@@ -35,6 +35,14 @@ typedef struct core_config {
     char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = data_dir/jwt.secret */
     int token_ttl_s;                  /* lifetime of issued tokens */
     int resume_grace_s;               /* a dropped session keeps its entity this long (s) */
+    char jwt_keys_dir[CORE_CONFIG_STR]; /* <kid>.pem provider public keys; empty = none */
+    char jwt_issuer[CORE_CONFIG_STR];   /* iss required of provider tokens */
+    char jwt_audience[CORE_CONFIG_STR]; /* aud required of provider tokens */
+    int jwt_skew_s;                     /* clock skew tolerated on exp/nbf/iat (s), 0..300 */
+    int refresh_ttl_s;                  /* lifetime of refresh tokens (s) */
+    int login_fail_per_account;         /* failed logins per account per window */
+    int login_fail_per_addr;            /* failed logins per address per window */
+    int login_fail_window_s;            /* the window of both (s) */
     /* world */
     int world_w;                    /* world width in units */
     int world_h;                    /* world height in units */
@@ -44,6 +52,7 @@ typedef struct core_config {
     int npcs;                       /* wandering NPCs in the whole world */
     uint64_t seed;                  /* world seed (NPC spawns, wandering) */
     char map_file[CORE_CONFIG_STR]; /* static obstacles; empty = none */
+    char items_file[CORE_CONFIG_STR]; /* items seeded into an empty world; empty = none */
     double player_speed;            /* units per second */
     double npc_speed;               /* units per second */
     double entity_radius;           /* collision radius in units */

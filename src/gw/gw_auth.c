@@ -1,8 +1,10 @@
-/* gw_auth.c - access tokens (HS256 JWTs through a hardened libjwt wrapper)
- * and password hashing (argon2id through libsodium).
+/* gw_auth.c - access tokens (JWTs through a hardened libjwt wrapper),
+ * their verification pipeline and issuing, and refresh token material.
+ * Provider keys (RS256/ES256) live in gw_auth_keys.c, the revocation set
+ * in gw_auth_revoke.c.
  *
- * Divisions: strict base64url; the verification pipeline; issuing;
- * passwords.
+ * Divisions: strict base64url; the header; the HS256 signature; claims;
+ * the verification pipeline; lifecycle and issuing; refresh tokens.
  *
  * Why the wrapper: libjwt 1.10.2 trusts the token's own "alg" header (it
  * verifies an HS384/HS512 token with an HS256 key, and accepts alg=none
@@ -12,24 +14,36 @@
  *   1. length (0 < len <= GW_AUTH_TOKEN_MAX) and shape: exactly three
  *      non-empty segments of the base64url alphabet, no padding;
  *   2. the header, decoded and parsed here: a JSON object, no duplicate
- *      keys, "alg" exactly "HS256", no "crit";
- *   3. a 43-character signature that decodes canonically to 32 bytes;
- *   4. HMAC-SHA256 over "header.payload" with OpenSSL, compared with
- *      CRYPTO_memcmp. The installed libjwt (Debian 1.10.2-1+deb12u1)
- *      does compare in constant time (jwt_strcmp, an XOR loop over the
- *      base64 text; checked in its disassembly), but that rests on a
- *      distribution patch, so this check is the authoritative one and
- *      does not depend on which libjwt build is linked;
- *   5. jwt_decode with the key (never NULL): libjwt verifies a second time
- *      and parses the claims;
- *   6. the claims, read back from libjwt as JSON and checked with explicit
- *      types: exp required, exp/nbf/iat against the wall clock with
- *      GW_AUTH_SKEW_S, iss, aud (string or array), sub, name.
+ *      keys, "alg" one of HS256/RS256/ES256, "kid" (if any) a short
+ *      string of [A-Za-z0-9._-], no "crit";
+ *   3. the key, chosen by kid and never by alg: no kid or kid "local" is
+ *      our HS256 secret; any other kid must name a loaded provider key
+ *      ("unknown kid"), and the header's alg must be the one that key's
+ *      type allows (an HS256 token naming an RSA key is the classic
+ *      key-confusion attack: "algorithm not allowed");
+ *   4. the signature. HS256: a 43-character segment that decodes
+ *      canonically to 32 bytes, HMAC-SHA256 over "header.payload" with
+ *      OpenSSL, compared with CRYPTO_memcmp. The installed libjwt
+ *      (Debian 1.10.2-1+deb12u1) does compare in constant time
+ *      (jwt_strcmp, an XOR loop over the base64 text; checked in its
+ *      disassembly), but that rests on a distribution patch, so this check
+ *      is the authoritative one. RS256/ES256: EVP_DigestVerify with the
+ *      provider key (gw_auth_keys.c);
+ *   5. HS256: jwt_decode with the key (never NULL): libjwt verifies a
+ *      second time and parses the claims. RS256/ES256: the payload is
+ *      decoded here (strict base64url, jansson rejecting duplicate keys);
+ *      libjwt is not used for them, it would only repeat step 4;
+ *   6. the claims, checked with explicit types: exp required, exp/nbf/iat
+ *      against the wall clock with the configured skew, iss and aud
+ *      ("tessera" for ours, the configured pair for external tokens; aud
+ *      a string or an array), sub, name;
+ *   7. the revocation set (logout): "token revoked".
  *
- * Thread safety: a gw_auth is immutable after gw_auth_create, and libjwt,
- * jansson and OpenSSL 3 keep no shared mutable state for these calls, so
- * any number of threads may issue and verify at once without a lock. */
-#include "gw_auth.h"
+ * Thread safety: the secret and policy are immutable after set-up; the
+ * key set and the revocation set have their own locks (gw_auth_int.h);
+ * libjwt, jansson and OpenSSL 3 keep no shared mutable state for these
+ * calls, so any number of threads may issue and verify at once. */
+#include "gw_auth_int.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -43,21 +57,15 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <sodium.h>
 
 #include "core_log.h"
 #include "core_time.h"
 
-#define GW_AUTH_SECRET_MAX 1024  /* bytes; HMAC keys longer than this are pointless */
 #define GW_AUTH_SECRET_RANDOM 32 /* bytes generated when no secret is given */
 #define GW_AUTH_SIG_B64_LEN 43   /* base64url of a 32-byte HMAC-SHA256, unpadded */
-#define GW_AUTH_HEADER_MAX 512   /* decoded header bytes; ours is 27 */
-
-struct gw_auth {
-    unsigned char secret[GW_AUTH_SECRET_MAX]; /* HS256 key, secret_len bytes used */
-    size_t secret_len;                        /* 1..GW_AUTH_SECRET_MAX */
-    int ttl_s;                                /* lifetime of issued tokens, > 0 */
-};
+#define GW_AUTH_HEADER_MAX 512   /* decoded header bytes; ours is 41 */
 
 /* Same rule as gw_login.c's username check (3..24 of [A-Za-z0-9_-]); the
  * login tests verify the tokens that login issues, which pins the two. */
@@ -95,7 +103,7 @@ static int b64url_value(unsigned char c)
  * alphabet, a length of 1 mod 4 and non-zero trailing bits, so every byte
  * string has exactly one accepted encoding (no malleable signatures).
  * Returns the decoded length or -1. */
-static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
+long gw_auth_b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
 {
     if (n % 4 == 1)
         return -1;
@@ -123,14 +131,50 @@ static long b64url_decode(const char *in, size_t n, unsigned char *out, size_t c
     return (long)o;
 }
 
-/* ---- verification ---- */
+static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = tab[v >> 18 & 63];
+        out[o++] = tab[v >> 12 & 63];
+        if (i + 1 < n)
+            out[o++] = tab[v >> 6 & 63];
+        if (i + 2 < n)
+            out[o++] = tab[v & 63];
+    }
+    out[o] = '\0';
+    return o;
+}
 
-/* Step 2: the header must be a JSON object naming HS256 and nothing we
- * would be expected to understand ("crit"). */
-static int verify_header(const char *b64, size_t n, const char **reason)
+/* ---- the header ---- */
+
+static bool kid_valid(const char *s, size_t n)
+{
+    if (n == 0 || n > GW_AUTH_KID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.'))
+            return false;
+    }
+    return s[0] != '.'; /* kids name files: no hidden ones, no ".." */
+}
+
+/* Step 2: the header must be a JSON object naming an algorithm we know,
+ * optionally a kid, and nothing we would be expected to understand
+ * ("crit"). kid gets "" when absent. */
+static int verify_header(const char *b64, size_t n, gw_alg *alg_out,
+                         char kid[GW_AUTH_KID_MAX + 1], const char **reason)
 {
     unsigned char buf[GW_AUTH_HEADER_MAX];
-    long len = b64url_decode(b64, n, buf, sizeof buf);
+    long len = gw_auth_b64url_decode(b64, n, buf, sizeof buf);
     if (len < 0) {
         *reason = n / 4 * 3 > sizeof buf ? "header too long" : "bad base64url";
         return GW_AUTH_E_INVALID;
@@ -147,8 +191,16 @@ static int verify_header(const char *b64, size_t n, const char **reason)
         *reason = "missing alg";
         goto out;
     }
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0 ||
-        json_string_length(alg) != 5) {
+    /* Exact, case-sensitive names; the length check refuses "HS256\0x". */
+    static const struct {
+        const char *name;
+        gw_alg alg;
+    } algs[] = {{"HS256", GW_ALG_HS256}, {"RS256", GW_ALG_RS256}, {"ES256", GW_ALG_ES256}};
+    *alg_out = GW_ALG_NONE;
+    for (size_t i = 0; json_is_string(alg) && i < sizeof algs / sizeof algs[0]; i++)
+        if (json_string_length(alg) == 5 && strcmp(json_string_value(alg), algs[i].name) == 0)
+            *alg_out = algs[i].alg;
+    if (*alg_out == GW_ALG_NONE) {
         *reason = "algorithm not allowed";
         goto out;
     }
@@ -156,20 +208,33 @@ static int verify_header(const char *b64, size_t n, const char **reason)
         *reason = "unsupported header";
         goto out;
     }
+    kid[0] = '\0';
+    json_t *k = json_object_get(h, "kid");
+    if (k != NULL) {
+        if (!json_is_string(k) || !kid_valid(json_string_value(k), json_string_length(k)) ||
+            strlen(json_string_value(k)) != json_string_length(k)) {
+            *reason = "bad kid";
+            goto out;
+        }
+        memcpy(kid, json_string_value(k), json_string_length(k) + 1);
+    }
     rc = GW_AUTH_OK;
 out:
     json_decref(h);
     return rc;
 }
 
-/* Step 4: HMAC-SHA256 over signing_input, compared in constant time. */
-static int verify_signature(const gw_auth *a, const char *signing_input, size_t n,
-                            const char *sig_b64, size_t sig_n, const char **reason)
+/* ---- the HS256 signature ---- */
+
+/* Step 4 for HS256: HMAC-SHA256 over signing_input, compared in constant
+ * time. */
+static int verify_hmac(const gw_auth *a, const char *signing_input, size_t n, const char *sig_b64,
+                       size_t sig_n, const char **reason)
 {
     unsigned char want[EVP_MAX_MD_SIZE], got[32];
     unsigned int want_len = 0;
     if (sig_n != GW_AUTH_SIG_B64_LEN ||
-        b64url_decode(sig_b64, sig_n, got, sizeof got) != (long)sizeof got) {
+        gw_auth_b64url_decode(sig_b64, sig_n, got, sizeof got) != (long)sizeof got) {
         *reason = "bad signature";
         return GW_AUTH_E_INVALID;
     }
@@ -183,6 +248,8 @@ static int verify_signature(const gw_auth *a, const char *signing_input, size_t 
     }
     return GW_AUTH_OK;
 }
+
+/* ---- claims ---- */
 
 /* An integer claim (a NumericDate): true when present and a JSON integer.
  * Non-integer dates are refused; we only accept what we issue. */
@@ -204,8 +271,8 @@ static const char *claim_str(json_t *claims, const char *name)
     return json_string_value(v);
 }
 
-/* "tessera" as a string, or an array holding the string "tessera". */
-static bool audience_ok(json_t *claims)
+/* want as a string, or an array holding the string want. */
+static bool audience_ok(json_t *claims, const char *want)
 {
     json_t *aud = json_object_get(claims, "aud");
     if (json_is_array(aud)) {
@@ -213,14 +280,14 @@ static bool audience_ok(json_t *claims)
         json_t *e;
         json_array_foreach(aud, i, e)
         {
-            if (json_is_string(e) && json_string_length(e) == strlen(GW_AUTH_AUDIENCE) &&
-                strcmp(json_string_value(e), GW_AUTH_AUDIENCE) == 0)
+            if (json_is_string(e) && json_string_length(e) == strlen(want) &&
+                strcmp(json_string_value(e), want) == 0)
                 return true;
         }
         return false;
     }
     const char *s = claim_str(claims, "aud");
-    return s != NULL && strcmp(s, GW_AUTH_AUDIENCE) == 0;
+    return s != NULL && strcmp(s, want) == 0;
 }
 
 /* sub: canonical decimal (no sign, no leading zero) in 1..UINT32_MAX. */
@@ -241,8 +308,10 @@ static bool parse_sub(const char *s, uint32_t *out)
     return true;
 }
 
-/* Step 6. claims: the payload object; now: wall-clock seconds. */
-static int check_claims(json_t *claims, int64_t now, gw_claims *out, const char **reason)
+/* Step 6. claims: the payload object; now: wall-clock seconds; iss/aud:
+ * what the token's key requires. */
+static int check_claims(const gw_auth *a, json_t *claims, int64_t now, const char *want_iss,
+                        const char *want_aud, gw_claims *out, const char **reason)
 {
     json_int_t exp, nbf, iat;
     if (!claim_int(claims, "exp", &exp)) {
@@ -251,26 +320,26 @@ static int check_claims(json_t *claims, int64_t now, gw_claims *out, const char 
     }
     /* Written as now - skew rather than exp + skew: exp is attacker-sized
      * (any int64), and the subtraction cannot overflow. */
-    if (exp < now - GW_AUTH_SKEW_S) {
+    if (exp < now - a->skew_s) {
         *reason = "expired";
         return GW_AUTH_E_EXPIRED;
     }
     if (json_object_get(claims, "nbf") != NULL &&
-        (!claim_int(claims, "nbf", &nbf) || nbf > now + GW_AUTH_SKEW_S)) {
+        (!claim_int(claims, "nbf", &nbf) || nbf > now + a->skew_s)) {
         *reason = "not yet valid";
         return GW_AUTH_E_INVALID;
     }
     if (json_object_get(claims, "iat") != NULL &&
-        (!claim_int(claims, "iat", &iat) || iat > now + GW_AUTH_SKEW_S)) {
+        (!claim_int(claims, "iat", &iat) || iat > now + a->skew_s)) {
         *reason = "issued in the future";
         return GW_AUTH_E_INVALID;
     }
     const char *iss = claim_str(claims, "iss");
-    if (iss == NULL || strcmp(iss, GW_AUTH_ISSUER) != 0) {
+    if (iss == NULL || strcmp(iss, want_iss) != 0) {
         *reason = "bad issuer";
         return GW_AUTH_E_INVALID;
     }
-    if (!audience_ok(claims)) {
+    if (!audience_ok(claims, want_aud)) {
         *reason = "bad audience";
         return GW_AUTH_E_INVALID;
     }
@@ -295,29 +364,67 @@ static int check_claims(json_t *claims, int64_t now, gw_claims *out, const char 
     return GW_AUTH_OK;
 }
 
-/* Step 6 on a decoded token. libjwt's typed getters cannot tell "absent"
- * from "wrong type" reliably (jwt_get_grant_int on a string returns 0 with
+/* Steps 5-6 for HS256. libjwt's typed getters cannot tell "absent" from
+ * "wrong type" reliably (jwt_get_grant_int on a string returns 0 with
  * errno unset), so the claims are read back as JSON and checked with
  * explicit types. */
-static int verify_claims(jwt_t *jwt, int64_t now, gw_claims *out, const char **reason)
+static int claims_hs256(const gw_auth *a, const char *token, size_t len, int64_t now,
+                        gw_claims *out, const char **reason)
 {
-    char *js = jwt_get_grants_json(jwt, NULL);
-    if (js == NULL) {
-        *reason = "bad claims";
+    /* libjwt wants a NUL-terminated string. */
+    char buf[GW_AUTH_TOKEN_MAX + 1];
+    memcpy(buf, token, len);
+    buf[len] = '\0';
+    jwt_t *jwt = NULL;
+    if (jwt_decode(&jwt, buf, a->secret, (int)a->secret_len) != 0 || jwt == NULL) {
+        *reason = "bad claims"; /* payload not a JSON object, or libjwt disagrees */
         return GW_AUTH_E_INVALID;
     }
-    json_t *claims = json_loads(js, 0, NULL);
+    int rc = GW_AUTH_E_INVALID;
+    char *js = NULL;
+    json_t *claims = NULL;
+    if (jwt_get_alg(jwt) != JWT_ALG_HS256) { /* belt and braces for step 2 */
+        *reason = "algorithm not allowed";
+        goto out;
+    }
+    js = jwt_get_grants_json(jwt, NULL);
+    claims = js ? json_loads(js, 0, NULL) : NULL;
+    if (!json_is_object(claims)) {
+        *reason = "bad claims";
+        goto out;
+    }
+    rc = check_claims(a, claims, now, GW_AUTH_ISSUER, GW_AUTH_AUDIENCE, out, reason);
+out:
+    json_decref(claims);
     free(js);
+    jwt_free(jwt);
+    return rc;
+}
+
+/* Steps 5-6 for provider tokens: the payload segment, decoded here. */
+static int claims_external(const gw_auth *a, const char *p, size_t n, int64_t now,
+                           gw_claims *out, const char **reason)
+{
+    unsigned char buf[GW_AUTH_TOKEN_MAX];
+    long len = gw_auth_b64url_decode(p, n, buf, sizeof buf);
+    if (len < 0) {
+        *reason = "bad base64url";
+        return GW_AUTH_E_INVALID;
+    }
+    json_error_t jerr;
+    json_t *claims = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, &jerr);
     int rc;
     if (!json_is_object(claims)) {
         *reason = "bad claims";
         rc = GW_AUTH_E_INVALID;
     } else {
-        rc = check_claims(claims, now, out, reason);
+        rc = check_claims(a, claims, now, a->ext_issuer, a->ext_audience, out, reason);
     }
     json_decref(claims);
     return rc;
 }
+
+/* ---- the verification pipeline ---- */
 
 int gw_auth_verify(gw_auth *a, const char *token, size_t len, gw_claims *claims,
                    const char **reason)
@@ -327,6 +434,7 @@ int gw_auth_verify(gw_auth *a, const char *token, size_t len, gw_claims *claims,
         reason = &dummy;
     *reason = NULL;
     assert(a != NULL && claims != NULL);
+    memset(claims, 0, sizeof *claims);
     if (token == NULL || len == 0) {
         *reason = "empty token";
         return GW_AUTH_E_INVALID;
@@ -361,38 +469,62 @@ int gw_auth_verify(gw_auth *a, const char *token, size_t len, gw_claims *claims,
         return GW_AUTH_E_INVALID;
     }
 
-    int rc = verify_header(token, dots[0], reason); /* step 2 */
+    gw_alg alg;
+    char kid[GW_AUTH_KID_MAX + 1];
+    int rc = verify_header(token, dots[0], &alg, kid, reason); /* step 2 */
     if (rc != GW_AUTH_OK)
         return rc;
-    /* The payload's encoding is checked even though the HMAC covers it, so
-     * that libjwt's more lenient decoder never sees anything odd. */
+    /* The payload's encoding is checked even though the signature covers
+     * it, so that libjwt's more lenient decoder never sees anything odd. */
     size_t p_off = dots[0] + 1, p_n = dots[1] - p_off;
     if (p_n % 4 == 1) {
         *reason = "bad base64url";
         return GW_AUTH_E_INVALID;
     }
-    rc = verify_signature(a, token, dots[1], token + dots[1] + 1, len - dots[1] - 1,
-                          reason); /* steps 3-4 */
+    const char *sig = token + dots[1] + 1;
+    size_t sig_n = len - dots[1] - 1;
+    int64_t now = core_wall_s();
+
+    if (kid[0] == '\0' || strcmp(kid, GW_AUTH_KID_LOCAL) == 0) { /* step 3: ours */
+        if (alg != GW_ALG_HS256) {
+            *reason = "algorithm not allowed";
+            return GW_AUTH_E_INVALID;
+        }
+        rc = verify_hmac(a, token, dots[1], sig, sig_n, reason); /* step 4 */
+        if (rc == GW_AUTH_OK)
+            rc = claims_hs256(a, token, len, now, claims, reason); /* steps 5-6 */
+    } else {
+        gw_keyset *ks = gw_keys_acquire(a);
+        const gw_key *k = gw_keyset_find(ks, kid);
+        if (k == NULL) {
+            *reason = "unknown kid";
+            rc = GW_AUTH_E_INVALID;
+        } else if (k->alg != alg) { /* the key's type decides, never the token */
+            *reason = "algorithm not allowed";
+            rc = GW_AUTH_E_INVALID;
+        } else {
+            rc = gw_key_verify(k, token, dots[1], sig, sig_n, reason); /* step 4 */
+        }
+        gw_keys_release(a, ks);
+        if (rc == GW_AUTH_OK)
+            rc = claims_external(a, token + p_off, p_n, now, claims, reason);
+        claims->is_external = true;
+    }
     if (rc != GW_AUTH_OK)
         return rc;
 
-    /* Step 5: libjwt wants a NUL-terminated string. */
-    char buf[GW_AUTH_TOKEN_MAX + 1];
-    memcpy(buf, token, len);
-    buf[len] = '\0';
-    jwt_t *jwt = NULL;
-    if (jwt_decode(&jwt, buf, a->secret, (int)a->secret_len) != 0 || jwt == NULL) {
-        *reason = "bad claims"; /* payload not a JSON object, or libjwt disagrees */
+    /* Step 7. The id hashes the payload, not the whole token: an ECDSA
+     * signature has a second valid form (s -> n - s), so a revoked ES256
+     * token could come back with a new signature but never with a new
+     * payload (the base64url decoding is canonical). */
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token + p_off, p_n, md);
+    memcpy(claims->token_id, md, sizeof claims->token_id);
+    if (gw_revoke_has(a, claims->token_id, now)) {
+        *reason = "token revoked";
         return GW_AUTH_E_INVALID;
     }
-    if (jwt_get_alg(jwt) != JWT_ALG_HS256) { /* belt and braces for step 2 */
-        *reason = "algorithm not allowed";
-        rc = GW_AUTH_E_INVALID;
-    } else {
-        rc = verify_claims(jwt, core_wall_s(), claims, reason);
-    }
-    jwt_free(jwt);
-    return rc;
+    return GW_AUTH_OK;
 }
 
 /* ---- lifecycle and issuing ---- */
@@ -416,6 +548,12 @@ int gw_auth_create(gw_auth **out, const void *secret, size_t secret_len, int ttl
         a->secret_len = secret_len;
     }
     a->ttl_s = ttl_s;
+    a->skew_s = GW_AUTH_SKEW_S;
+    snprintf(a->ext_issuer, sizeof a->ext_issuer, "%s", GW_AUTH_ISSUER);
+    snprintf(a->ext_audience, sizeof a->ext_audience, "%s", GW_AUTH_AUDIENCE);
+    pthread_mutex_init(&a->keys_mu, NULL);
+    a->keys = gw_keyset_empty();
+    gw_revoke_init(a);
     *out = a;
     return 0;
 }
@@ -424,8 +562,25 @@ void gw_auth_destroy(gw_auth *a)
 {
     if (a == NULL)
         return;
+    pthread_mutex_lock(&a->keys_mu);
+    gw_keyset_unref_locked(a->keys);
+    pthread_mutex_unlock(&a->keys_mu);
+    pthread_mutex_destroy(&a->keys_mu);
+    gw_revoke_free(a);
     sodium_memzero(a, sizeof *a);
     free(a);
+}
+
+int gw_auth_set_policy(gw_auth *a, const char *issuer, const char *audience, int skew_s)
+{
+    if (skew_s < 0 || skew_s > GW_AUTH_SKEW_MAX_S ||
+        (issuer && (!*issuer || strlen(issuer) >= sizeof a->ext_issuer)) ||
+        (audience && (!*audience || strlen(audience) >= sizeof a->ext_audience)))
+        return -1;
+    snprintf(a->ext_issuer, sizeof a->ext_issuer, "%s", issuer ? issuer : GW_AUTH_ISSUER);
+    snprintf(a->ext_audience, sizeof a->ext_audience, "%s", audience ? audience : GW_AUTH_AUDIENCE);
+    a->skew_s = skew_s;
+    return 0;
 }
 
 /* Returns 0, or -1 if cap is too small. Also -1 (never a token that
@@ -453,6 +608,7 @@ int gw_auth_issue(gw_auth *a, uint32_t account_id, const char *username, char *o
         jwt_add_grant(jwt, "iss", GW_AUTH_ISSUER) || jwt_add_grant(jwt, "aud", GW_AUTH_AUDIENCE) ||
         jwt_add_grant_int(jwt, "iat", (long)now) ||
         jwt_add_grant_int(jwt, "exp", (long)(now + a->ttl_s)) || jwt_add_grant(jwt, "jti", jti) ||
+        jwt_add_header(jwt, "kid", GW_AUTH_KID_LOCAL) ||
         jwt_set_alg(jwt, JWT_ALG_HS256, a->secret, (int)a->secret_len))
         core_die("gw_auth: building a token failed");
     tok = jwt_encode_str(jwt);
@@ -466,4 +622,27 @@ int gw_auth_issue(gw_auth *a, uint32_t account_id, const char *username, char *o
     free(tok); /* libjwt 1.10 has no jwt_free_str; it allocates with malloc */
     jwt_free(jwt);
     return rc;
+}
+
+/* ---- refresh tokens ---- */
+
+void gw_auth_refresh_new(char out[GW_AUTH_REFRESH_LEN + 1], uint8_t hash[32])
+{
+    unsigned char rnd[32];
+    randombytes_buf(rnd, sizeof rnd);
+    size_t n = b64url_encode(rnd, sizeof rnd, out);
+    assert(n == GW_AUTH_REFRESH_LEN);
+    SHA256((const unsigned char *)out, n, hash);
+    sodium_memzero(rnd, sizeof rnd);
+}
+
+int gw_auth_refresh_hash(const char *token, uint8_t hash[32])
+{
+    unsigned char raw[32];
+    size_t n = strnlen(token, GW_AUTH_REFRESH_LEN + 1);
+    /* Canonical 43 characters only, so one token has one hash. */
+    if (n != GW_AUTH_REFRESH_LEN || gw_auth_b64url_decode(token, n, raw, sizeof raw) != 32)
+        return -1;
+    SHA256((const unsigned char *)token, n, hash);
+    return 0;
 }

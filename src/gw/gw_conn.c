@@ -325,30 +325,98 @@ static bool extra_room(gw *g, gw_conn *c, size_t n)
     return true;
 }
 
+/* Flags byte of the STATE record in a shard payload, or -1 if it has none
+ * (or is malformed: the shard never sends that). */
+static int state_flags(const uint8_t *p, size_t len)
+{
+    proto_records it;
+    proto_records_init(&it, p, len);
+    uint8_t kind;
+    const uint8_t *body;
+    size_t blen;
+    while (proto_records_next(&it, &kind, &body, &blen) == 1)
+        if (kind == PROTO_S_STATE && blen > 9)
+            return body[8];
+    return -1;
+}
+
+/* Appends every record of p but the STATE to out. */
+static void copy_without_state(core_buf *out, const uint8_t *p, size_t len)
+{
+    proto_records it;
+    proto_records_init(&it, p, len);
+    uint8_t kind;
+    const uint8_t *body;
+    size_t blen;
+    while (proto_records_next(&it, &kind, &body, &blen) == 1) {
+        if (kind == PROTO_S_STATE)
+            continue;
+        proto_record_begin(out, kind, blen);
+        core_buf_append(out, body, blen);
+    }
+}
+
+/* Asks the shard for a RESET STATE (a full resend). */
+static void request_resync(gw *g, gw_conn *c)
+{
+    core_buf_reset(&g->tmp);
+    core_buf_u16(&g->tmp, PROTO_BUS_RESYNC);
+    core_buf_u32(&g->tmp, c->id);
+    gw_bus_send_shard(g, c->route_shard, &g->tmp);
+}
+
+/* One tick's payload from the shard. STATEs are deltas against the
+ * previous one, so "latest wins" cannot just replace an unsent STATE: the
+ * client would miss its leaves, enters and moves. Superseding an unsent
+ * STATE therefore drops it and asks the shard for a RESET STATE; until one
+ * arrives, STATE records are dropped (reliable records still go out). A
+ * RESET STATE is self-contained, so it may always replace. */
 void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
 {
     c->is_welcomed = true;
+    int fl = state_flags(f->payload, f->len);
+    bool is_reset = fl >= 0 && (fl & PROTO_STATE_RESET);
+    if (c->pend.len) {
+        core_counter_add(g->c_state_replaced, 1);
+        core_buf_reset(&c->pend);
+        if (!is_reset && !c->needs_reset) {
+            c->needs_reset = true;
+            request_resync(g, c);
+        }
+    }
+    bool drop_state = false;
+    if (c->needs_reset && fl >= 0) {
+        if (is_reset)
+            c->needs_reset = false;
+        else
+            drop_state = true;
+    }
+    const uint8_t *payload = f->payload;
+    size_t len = f->len;
+    if (drop_state) {
+        core_buf_reset(&g->tmp);
+        copy_without_state(&g->tmp, f->payload, f->len);
+        payload = g->tmp.data;
+        len = g->tmp.len;
+    }
     if (f->flags & PROTO_FRAME_RELIABLE) {
-        size_t plen = c->extra.len + f->len;
+        size_t plen = c->extra.len + len;
+        if (plen == 0)
+            return;
         if (c->out.len + plen + 10 > (size_t)g->cfg.send_buffer_bytes) {
             gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
             return;
         }
         uint8_t h[10];
         core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
-        core_buf_append(&c->out, f->payload, f->len);
+        core_buf_append(&c->out, payload, len);
         core_buf_append(&c->out, c->extra.data, c->extra.len);
         core_buf_reset(&c->extra);
         core_counter_add(g->c_msgs_out, 1);
-        /* The shard put this tick's state into the reliable payload. */
-        if (c->pend.len)
-            core_counter_add(g->c_state_replaced, 1);
-        core_buf_reset(&c->pend);
     } else {
-        if (c->pend.len)
-            core_counter_add(g->c_state_replaced, 1);
-        core_buf_reset(&c->pend);
-        core_buf_append(&c->pend, f->payload, f->len);
+        if (drop_state)
+            return;
+        core_buf_append(&c->pend, payload, len);
     }
     gw_conn_touch(g, c);
 }
@@ -493,6 +561,10 @@ static void on_records(gw *g, gw_conn *c, const uint8_t *msg, size_t len)
             uint32_t tick = g->hooks.current_tick ? g->hooks.current_tick(g->hooks.ctx) : 0;
             if (extra_room(g, c, 10))
                 proto_write_pong(&c->extra, nonce, tick);
+        } else if (proto_is_item_record(kind)) {
+            proto_err e = gw_records_forward(g, c, kind, body, blen); /* PICKUP, DROP, CHAT */
+            if (e != PROTO_ERR_NONE)
+                reject(g, c, e);
         } else {
             reject(g, c, PROTO_ERR_UNKNOWN_KIND);
         }

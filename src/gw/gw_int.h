@@ -80,6 +80,7 @@ typedef struct gw_conn {
     bool is_upgrade_sub;       /* the upgrade named our subprotocol: echo it */
     char upgrade_accept[29];   /* Sec-WebSocket-Accept for the pending upgrade */
     bool has_resume_req;       /* the upgrade carried ?resume= */
+    bool needs_reset;          /* a STATE was dropped: deltas wait for a RESET STATE */
     uint8_t resume_req[PROTO_RESUME_TOKEN_BYTES];   /* ... its token */
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
@@ -124,7 +125,8 @@ struct gw {
     gw_hooks hooks;
     gw_auth *auth;
     gw_login *login;
-    core_rng rng; /* spawn points */
+    struct gw_acct *acct; /* gw_acct.c: login limits, provider key reloads */
+    core_rng rng;         /* spawn points */
 
     int ep_fd, listen_fd, timer_fd, stop_fd, bus_fd, login_fd;
     int port;
@@ -243,6 +245,11 @@ void gw_session_closed(gw *g, gw_conn *c);
 /* Forgets detached sessions whose grace has passed. Timer. */
 void gw_session_sweep(gw *g);
 void gw_session_free(gw *g);
+
+/* ---- gw_records.c ---- */
+/* Checks a PICKUP/DROP/CHAT record and forwards it to c's shard with the
+ * next gseq. Returns PROTO_ERR_NONE, or the reason to reject it with. */
+proto_err gw_records_forward(gw *g, gw_conn *c, uint8_t kind, const uint8_t *body, size_t len);
 
 /* ---- gw_routes.c ---- */
 /* Handles request heads in buf[0..len) while c is in HTTP state; may

@@ -13,6 +13,7 @@
  * Password hashing lives here rather than in gw_auth.c: gw_auth.h exports
  * no password API and this file is its only user, so it stays static. */
 #include "gw_auth.h"
+#include "gw_auth_int.h"
 #include "store.h"
 
 #include <assert.h>
@@ -196,12 +197,17 @@ typedef struct login_req {
     uint32_t account_id; /* GW_JOB_LOAD */
     char username[GW_LOGIN_NAME_MAX + 1];
     char password[GW_LOGIN_PASS_MAX + 1]; /* wiped once used or dropped */
+    char refresh[GW_AUTH_REFRESH_LEN + 1]; /* GW_JOB_REFRESH / LOGOUT; "" = none */
+    bool is_external;                      /* GW_JOB_LOAD of a provider's account */
+    bool has_access;                       /* GW_JOB_LOGOUT: access holds the bearer */
+    gw_claims access;
 } login_req;
 
 struct gw_login {
     gw_auth *auth; /* borrowed; outlives the service */
     registry reg;  /* accounts when there is no store (tests) */
     store *st;     /* borrowed; NULL = the in-memory registry */
+    int refresh_ttl_s; /* lifetime of issued refresh tokens, > 0 */
 
     pthread_mutex_t mu;       /* guards everything below except efd and threads */
     pthread_cond_t cv;        /* signalled when a request is queued or on stop */
@@ -274,6 +280,18 @@ static void login_do(gw_login *l, const char *username, const char *password, gw
             } else if (rc == STORE_ERR_EXISTS) {
                 /* created by a concurrent first login: check against it */
                 found = store_find(l, username, &acc, res);
+                /* Or the id was taken: an external provider's account
+                 * (store_account_ensure) sets ids that PostgreSQL's
+                 * sequence does not know. The sequence has moved on. */
+                for (int i = 0; i < 3 && !found && res->status == GW_AUTH_E_CREDENTIALS; i++) {
+                    rc = store_account_create(l->st, &id, username, hash);
+                    if (rc == STORE_OK && id > 0 && id <= UINT32_MAX) {
+                        acc.account_id = (uint32_t)id;
+                        res->status = GW_AUTH_OK;
+                    } else if (rc != STORE_ERR_EXISTS) {
+                        res->status = GW_AUTH_E_STORE;
+                    }
+                }
             } else {
                 res->status = GW_AUTH_E_STORE;
             }
@@ -305,17 +323,27 @@ static void login_do(gw_login *l, const char *username, const char *password, gw
         res->account_id = acc.account_id;
         if (gw_auth_issue(l->auth, acc.account_id, username, res->token, sizeof res->token) != 0)
             core_die("gw_login: token does not fit gw_login_result.token");
+        if (gw_refresh_issue(l->st, l->refresh_ttl_s, acc.account_id, username, res) != 0) {
+            res->token[0] = '\0';
+            res->status = GW_AUTH_E_STORE;
+        }
     }
     sodium_memzero(&acc, sizeof acc);
 }
 
 /* Loads the player record for a session entering the world. */
-static void load_do(gw_login *l, uint32_t account_id, gw_login_result *res)
+static void load_do(gw_login *l, const login_req *req, gw_login_result *res)
 {
+    uint32_t account_id = req->account_id;
     res->account_id = account_id;
     res->status = GW_AUTH_OK;
     if (!l->st)
         return;
+    if (req->is_external) {
+        gw_external_ensure(l->st, account_id, req->username, res);
+        if (res->status != GW_AUTH_OK)
+            return;
+    }
     store_player p;
     int rc = store_player_load(l->st, &p, account_id);
     if (rc == STORE_OK) {
@@ -360,7 +388,11 @@ static void *login_worker(void *arg)
         res.cookie = req.cookie;
         res.kind = req.kind;
         if (req.kind == GW_JOB_LOAD)
-            load_do(l, req.account_id, &res);
+            load_do(l, &req, &res);
+        else if (req.kind == GW_JOB_REFRESH)
+            gw_refresh_do(l->st, l->auth, l->refresh_ttl_s, req.refresh, &res);
+        else if (req.kind == GW_JOB_LOGOUT)
+            gw_logout_do(l->st, req.has_access ? &req.access : NULL, req.refresh, &res);
         else
             login_do(l, req.username, req.password, &res);
         sodium_memzero(&req, sizeof req);
@@ -387,6 +419,7 @@ int gw_login_create(gw_login **out, gw_auth *auth, int n_threads, int queue_cap)
     if (l == NULL)
         core_die("gw_login: out of memory");
     l->auth = auth;
+    l->refresh_ttl_s = 30 * 86400;
     registry_init(&l->reg);
     pthread_mutex_init(&l->mu, NULL);
     pthread_cond_init(&l->cv, NULL);
@@ -480,6 +513,88 @@ int gw_login_submit_load(gw_login *l, uint64_t cookie, uint32_t account_id)
     pthread_cond_signal(&l->cv);
     pthread_mutex_unlock(&l->mu);
     return 0;
+}
+
+/* Takes a free request slot, or NULL when the queue or the result ring
+ * is full. Caller holds l->mu. */
+static login_req *queue_slot(gw_login *l)
+{
+    if (l->q_len >= l->queue_cap || l->q_len + l->n_running + l->r_len >= l->res_cap)
+        return NULL;
+    login_req *slot = &l->queue[(l->q_head + l->q_len) % l->queue_cap];
+    memset(slot, 0, sizeof *slot);
+    return slot;
+}
+
+static void queue_push(gw_login *l)
+{
+    l->q_len++;
+    pthread_cond_signal(&l->cv);
+    pthread_mutex_unlock(&l->mu);
+}
+
+int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t account_id,
+                                  const char *username)
+{
+    pthread_mutex_lock(&l->mu);
+    login_req *slot = queue_slot(l);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&l->mu);
+        return GW_AUTH_E_BUSY;
+    }
+    slot->cookie = cookie;
+    slot->kind = GW_JOB_LOAD;
+    slot->account_id = account_id;
+    slot->is_external = true;
+    snprintf(slot->username, sizeof slot->username, "%s", username);
+    queue_push(l);
+    return 0;
+}
+
+int gw_login_submit_refresh(gw_login *l, uint64_t cookie, const char *refresh)
+{
+    uint8_t hash[32];
+    if (refresh == NULL || gw_auth_refresh_hash(refresh, hash) != 0)
+        return GW_AUTH_E_CREDENTIALS;
+    pthread_mutex_lock(&l->mu);
+    login_req *slot = queue_slot(l);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&l->mu);
+        return GW_AUTH_E_BUSY;
+    }
+    slot->cookie = cookie;
+    slot->kind = GW_JOB_REFRESH;
+    snprintf(slot->refresh, sizeof slot->refresh, "%s", refresh);
+    queue_push(l);
+    return 0;
+}
+
+int gw_login_submit_logout(gw_login *l, uint64_t cookie, const gw_claims *access,
+                           const char *refresh)
+{
+    pthread_mutex_lock(&l->mu);
+    login_req *slot = queue_slot(l);
+    if (slot == NULL) {
+        pthread_mutex_unlock(&l->mu);
+        return GW_AUTH_E_BUSY;
+    }
+    slot->cookie = cookie;
+    slot->kind = GW_JOB_LOGOUT;
+    if (access != NULL) {
+        slot->has_access = true;
+        slot->access = *access;
+    }
+    /* Longer or shorter text is no refresh token: nothing to revoke. */
+    if (refresh != NULL && strlen(refresh) == GW_AUTH_REFRESH_LEN)
+        memcpy(slot->refresh, refresh, GW_AUTH_REFRESH_LEN + 1);
+    queue_push(l);
+    return 0;
+}
+
+void gw_login_set_refresh_ttl(gw_login *l, int ttl_s)
+{
+    if (ttl_s > 0)
+        l->refresh_ttl_s = ttl_s;
 }
 
 int gw_login_fd(gw_login *l)

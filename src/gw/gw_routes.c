@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core_log.h"
+#include "gw_acct.h"
 #include "gw_int.h"
 
 #define STATIC_MAX_BYTES (4u << 20) /* largest static file served */
@@ -66,6 +67,16 @@ static void respond_error(gw *g, gw_conn *c, int status, const char *error, cons
 {
     respond_json(g, c, status, json_pack("{s:s, s:s}", "error", error, "reason", reason), NULL,
                  close);
+}
+
+void gw_routes_json(gw *g, gw_conn *c, int status, json_t *obj, const char *extra)
+{
+    respond_json(g, c, status, obj, extra, false);
+}
+
+void gw_routes_error(gw *g, gw_conn *c, int status, const char *error, const char *reason)
+{
+    respond_error(g, c, status, error, reason, false);
 }
 
 /* ---- static files ---- */
@@ -203,6 +214,10 @@ static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
         respond_error(g, c, 400, "bad_request", "NUL in username or password", false);
         return;
     }
+    if (gw_acct_login_limited(g, c, user)) {
+        json_decref(root);
+        return;
+    }
     int rc = gw_login_submit(g->login, (uint64_t)c->id, user, pass);
     json_decref(root);
     switch (rc) {
@@ -234,6 +249,8 @@ static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
 
 static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r);
 
+enum { GW_JOB_ANSWER_ELSEWHERE = 1 }; /* no GW_AUTH_* status is positive */
+
 void gw_routes_login_done(gw *g, const gw_login_result *r)
 {
     /* The cookie is the connection id: a result for a connection that has
@@ -247,15 +264,16 @@ void gw_routes_login_done(gw *g, const gw_login_result *r)
         return;
     }
     c->state = GW_CONN_HTTP;
-    switch (r->status) {
+    /* GW_JOB_REFRESH and GW_JOB_LOGOUT are answered by gw_acct.c. */
+    switch (r->kind == GW_JOB_LOGIN ? r->status : GW_JOB_ANSWER_ELSEWHERE) {
+    case GW_JOB_ANSWER_ELSEWHERE:
+        gw_acct_answer(g, c, r);
+        break;
     case GW_AUTH_OK:
-        respond_json(g, c, 200,
-                     json_pack("{s:s, s:s, s:i, s:I, s:s}", "token", r->token, "token_type",
-                               "Bearer", "expires_in", g->cfg.token_ttl_s, "account_id",
-                               (json_int_t)r->account_id, "username", r->username),
-                     "Cache-Control: no-store\r\n", false);
+        respond_json(g, c, 200, gw_acct_token_body(g, r), "Cache-Control: no-store\r\n", false);
         break;
     case GW_AUTH_E_CREDENTIALS:
+        gw_acct_login_failed(g, c, r->username);
         respond_error(g, c, 401, "invalid_credentials", "wrong password", false);
         break;
     case GW_AUTH_E_USERNAME:
@@ -383,7 +401,10 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
         }
     }
     c->is_upgrade_sub = sub != NULL;
-    if (gw_login_submit_load(g->login, c->id, claims.account_id) != 0) {
+    int rc = claims.is_external ? gw_login_submit_load_external(g->login, c->id,
+                                                                claims.account_id, claims.username)
+                                : gw_login_submit_load(g->login, c->id, claims.account_id);
+    if (rc != 0) {
         respond_error(g, c, 503, "busy", "too many sessions starting; retry later", true);
         return;
     }
@@ -398,6 +419,10 @@ static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
 {
     c->is_upgrade_wait = false;
     c->state = GW_CONN_HTTP;
+    if (r->status == GW_AUTH_E_ACCOUNT) {
+        auth_refuse(g, c, "account conflict");
+        return;
+    }
     if (r->status != GW_AUTH_OK) {
         respond_error(g, c, 503, "unavailable", "player store unavailable; retry later", true);
         return;
@@ -439,6 +464,13 @@ static void route(gw *g, gw_conn *c, const gw_http_req *req, const uint8_t *body
             login_submit(g, c, body, blen);
         else
             method_not_allowed(g, c, "POST");
+    } else if (gw_http_path_is(req, "/api/refresh") || gw_http_path_is(req, "/api/logout")) {
+        if (!gw_http_method_is(req, "POST"))
+            method_not_allowed(g, c, "POST");
+        else if (gw_http_path_is(req, "/api/refresh"))
+            gw_acct_refresh(g, c, body, blen);
+        else
+            gw_acct_logout(g, c, req, body, blen);
     } else if (!is_get) {
         method_not_allowed(g, c, "GET, HEAD");
     } else if (gw_http_path_is(req, "/healthz")) {

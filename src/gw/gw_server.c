@@ -26,6 +26,7 @@
 
 #include "core_log.h"
 #include "core_time.h"
+#include "gw_acct.h"
 #include "gw_int.h"
 
 /* epoll data of the non-connection fds; connection events carry the
@@ -404,6 +405,7 @@ static void on_timer(gw *g)
         gw_listener_resume(g);
     }
     gw_session_sweep(g);
+    gw_acct_sweep(g);
     for (uint32_t s = 0; s < g->hi_slot; s++) {
         gw_conn *c = g->slots[s];
         if (c)
@@ -570,6 +572,8 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
         CORE_ERROR("gw", "cannot start the login workers");
         goto fail;
     }
+    if (gw_acct_setup(g) != 0)
+        goto fail;
     g->ep_fd = epoll_create1(EPOLL_CLOEXEC);
     g->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     g->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
@@ -616,6 +620,7 @@ void gw_destroy(gw *g)
     if (g->ep_fd >= 0)
         close(g->ep_fd);
     gw_login_destroy(g->login);
+    gw_acct_teardown(g);
     gw_auth_destroy(g->auth);
     for (int i = 0; i < BUS_MAX_SHARDS; i++)
         core_buf_free(&g->inputs[i]);

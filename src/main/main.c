@@ -161,6 +161,7 @@ static int cmd_serve(int argc, char **argv)
     serve_ctx sc = {0};
     gw *g = NULL;
     store *st = NULL;
+    sim_loader *loader = NULL;
 
     if (open_store(&st, &cfg) != STORE_OK)
         goto done;
@@ -184,12 +185,24 @@ static int cmd_serve(int argc, char **argv)
         fprintf(stderr, "tessera serve: bad world or cell size\n");
         goto done;
     }
+    int n_seeded = 0;
+    if (sim_items_seed(st, &cells, cfg.items_file, &n_seeded, err, sizeof err) != 0) {
+        fprintf(stderr, "tessera serve: %s\n", err);
+        goto done;
+    }
+    if (n_seeded)
+        CORE_INFO("main", "world items: seeded %d from %s", n_seeded, cfg.items_file);
+    if (sim_loader_create(&loader, st, b) != 0) {
+        fprintf(stderr, "tessera serve: cannot start the item loader\n");
+        goto done;
+    }
     for (int i = 0; i < cfg.shards; i++) {
         if (sim_shard_create(&shards[i], &cfg, &cells, &map, (uint16_t)i, b, m) != 0) {
             fprintf(stderr, "tessera serve: cannot create shard %d\n", i);
             goto done;
         }
         sim_shard_set_store(shards[i], st);
+        sim_shard_set_loader(shards[i], loader, m);
         sim_shard_spawn_npcs(shards[i]);
     }
     if (store_start(st) != STORE_OK) {
@@ -218,6 +231,7 @@ static int cmd_serve(int argc, char **argv)
 
 done:
     sim_runner_stop(sc.runner);
+    sim_loader_destroy(loader); /* posts to shard inboxes: before the bus goes */
     gw_destroy(g);
     for (int i = 0; i < BUS_MAX_SHARDS; i++)
         sim_shard_destroy(shards[i]);

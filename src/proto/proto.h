@@ -169,6 +169,7 @@ enum {
     PROTO_BUS_REJECTS = 8, /* reserved */
     PROTO_BUS_DETACH = 9,  /* gw -> shard: connection lost; keep the entity for the grace */
     PROTO_BUS_ATTACH = 10, /* gw -> shard: a new connection takes over a session */
+    PROTO_BUS_RESYNC = 11, /* gw -> shard: u32 session; a STATE was dropped: send a RESET */
 };
 
 typedef struct proto_join {
@@ -396,8 +397,7 @@ int proto_bus_item_take_read(core_rd *r, proto_item_take *t);
 /* ITEM_DONE: u16 type, u32 tick, u32 session, then a RESULT body. */
 void proto_bus_item_done_write(core_buf *b, uint32_t tick, uint32_t session_id,
                                const proto_result *res);
-int proto_bus_item_done_read(core_rd *r, uint32_t *tick, uint32_t *session_id,
-                             proto_result *res);
+int proto_bus_item_done_read(core_rd *r, uint32_t *tick, uint32_t *session_id, proto_result *res);
 
 /* CHAT: u16 type, u32 tick, f32 x, f32 y, then a server CHAT body. */
 void proto_bus_chat_write(core_buf *b, uint32_t tick, float x, float y, const proto_chat *c);

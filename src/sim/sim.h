@@ -11,6 +11,7 @@
  * shards run the same tick numbers. */
 #ifndef SIM_H
 #define SIM_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,31 @@ void sim_shard_destroy(sim_shard *s); /* NULL is a no-op */
 struct store;
 void sim_shard_set_store(sim_shard *s, struct store *st);
 
+/* ---- items lying in the world (sim_items.c, sim_loader.c, sim_content.c) ----
+ * The loader is one thread per process that runs the store's synchronous
+ * reads for the shards (a cell's items, a player's inventory) and posts
+ * the results to the shard's inbox, so a shard never waits for the
+ * database. */
+typedef struct sim_loader sim_loader;
+/* st and b are borrowed and must outlive the loader. Returns 0 or -1. */
+int sim_loader_create(sim_loader **out, struct store *st, bus *b);
+/* Stops and joins the thread; queued requests are dropped. NULL: no-op. */
+void sim_loader_destroy(sim_loader *l);
+/* Enables items, inventories and pickups on s: cells load their items
+ * through l when a player first comes near, and pickups and drops are
+ * committed through the store set by sim_shard_set_store (needed too).
+ * Call before the first step; l and m are borrowed. */
+void sim_shard_set_loader(sim_shard *s, sim_loader *l, core_metrics *m);
+
+/* Reads a content file of items (lines `item KIND X Y QTY`, '#' comments;
+ * KIND 1..255, QTY 1..65535; items outside the world are left out) and, when the
+ * store holds no world item at all, creates them (each in the cell of its
+ * position). *out_n: items created (0 when the table was not empty).
+ * path "" or NULL creates nothing. Returns 0, or -1 with a message
+ * (file:line: reason, or the store's error) in err. Before shards run. */
+int sim_items_seed(struct store *st, const spatial_cellmap *cells, const char *path, int *out_n,
+                   char *err, size_t err_len);
+
 /* Spawns this shard's share of cfg->npcs: the whole world's NPC positions
  * come from cfg->seed, and each shard keeps those in its cells, so the
  * world is the same whatever the shard count. */
@@ -57,6 +83,11 @@ void sim_shard_step(sim_shard *s, uint32_t tick);
 /* FNV-1a over (id, kind, x, y, heading, last input seq) of every owned
  * entity in id order: equal for equal states. */
 uint64_t sim_shard_hash(const sim_shard *s);
+
+/* The hash the tick log records for a cell (FNV-1a over id, kind, x, y,
+ * heading of the owned entities standing in cell, ascending id), computed
+ * from the shard's state now; *out_n (may be NULL) gets their count. */
+uint64_t sim_shard_cell_hash(const sim_shard *s, uint32_t cell, uint32_t *out_n);
 
 typedef struct sim_entity_info {
     uint32_t id;
@@ -76,6 +107,38 @@ typedef struct sim_stats {
     uint64_t inputs_rejected;
 } sim_stats;
 void sim_shard_stats(const sim_shard *s, sim_stats *out);
+
+/* ---- replay: a cell from its snapshot and tick log (sim_replay.c) ---- */
+typedef struct sim_replay_report {
+    uint32_t cell;
+    int64_t snapshot_tick; /* shard tick of the snapshot used; -1 if none */
+    bool is_never_active;  /* no snapshot at all: the cell never had entities */
+    int n_refused;         /* newer snapshots refused for a bad checksum */
+    uint32_t n_ticks;      /* tick-log records replayed */
+    uint32_t last_tick;    /* shard tick the replay reached */
+    uint64_t hash;         /* the cell's state hash there */
+    uint32_t n_entities;   /* entities in the cell there */
+    uint32_t n_arrive, n_leave, n_input, n_contact, n_set; /* records applied */
+    char msg[1024];        /* the one-line verdict, or why it failed */
+} sim_replay_report;
+
+/* Rebuilds cell from its newest valid snapshot in st plus the tick log up
+ * to until_tick (shard tick; 0: the end of the log), checking the state
+ * hash against the live shard's after every logged tick. cfg and map must
+ * be the server's (world, cell size, seed, radius, tick rate, obstacles:
+ * checked against the snapshot). st needs no store thread. Returns 0 when
+ * every hash matched, 1 when a hash differs or a record or every snapshot
+ * is refused (the reason in out->msg), 2 when it could not run (no such
+ * cell, a different world, a store error). Any thread; borrows all. */
+struct store;
+int sim_replay_cell(struct store *st, const core_config *cfg, const sim_map *map, uint32_t cell,
+                    uint32_t until_tick, sim_replay_report *out);
+
+/* `tessera replay --cell C|all [--until-tick T] [serve's flags]`: opens
+ * the store as serve does (--store-url, or SQLite in --data-dir), prints
+ * one line per cell and returns the exit status (0 all matched, 1 a
+ * mismatch or a refused record, 2 a usage or setup error). */
+int sim_replay_main(int argc, char **argv);
 
 /* ---- runner: one thread per shard ---- */
 typedef struct sim_runner sim_runner;

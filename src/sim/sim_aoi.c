@@ -205,7 +205,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     uint16_t free_k = 0;
     for (size_t i = 0; i < n_new; i++) {
         uint32_t e = enters[i].slot;
-        size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+        uint8_t label[PROTO_NAME_MAX];
+        size_t nl = sim_entity_label(s, e, label);
         while (free_k < max && c->known_id[free_k])
             free_k++;
         if (free_k >= max)
@@ -228,14 +229,15 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     for (size_t i = 0; i < n_enter; i++) {
         uint16_t k = enter_slots[i];
         uint32_t e = core_idmap_get(&s->ids, c->known_id[k]);
-        size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+        uint8_t label[PROTO_NAME_MAX]; /* a name, or an item's descriptor */
+        size_t nl = sim_entity_label(s, e, label);
         core_buf_varint(b, k);
         core_buf_u32(b, s->id[e]);
         core_buf_u8(b, s->kind[e]);
         core_buf_i32(b, c->known_x[k]);
         core_buf_i32(b, c->known_y[k]);
         core_buf_u8(b, (uint8_t)nl);
-        core_buf_append(b, s->name[e], nl);
+        core_buf_append(b, label, nl);
     }
 
     /* 5. deltas for known entities whose quantized position changed */

@@ -18,7 +18,8 @@
  *   CLIENT  u32 session, u16 gw, u32 account, u32 last_seq, u32 next_gseq,
  *           u8 n_pending, n x (u32 gseq, u32 seq, f32 dx, f32 dy),
  *           u16 n_known, n x (u16 view slot, u32 id, i32 x_q, i32 y_q),
- *           u8 detached, u32 detach_tick
+ *           u8 detached, u32 detach_tick,
+ *           ITEMS (inventory, chat bucket, held records: sim_items.c)
  *   GHOSTS  u16 type, u32 tick, u16 src, u32 count,
  *           count x (u32 id, u8 kind, f32 x, f32 y, u8 name_len, name) */
 #include <math.h>
@@ -119,6 +120,7 @@ static void write_entity(sim_shard *s, core_buf *b, uint32_t e)
     }
     core_buf_u8(b, c->detached);
     core_buf_u32(b, c->detach_tick);
+    sim_items_write_client(s, b, c);
 }
 
 void sim_handoffs_send(sim_shard *s)
@@ -212,6 +214,7 @@ static int read_client(sim_shard *s, core_rd *r, uint32_t slot)
     }
     c->detached = core_rd_u8(r) != 0;
     c->detach_tick = core_rd_u32(r);
+    sim_items_read_client(s, r, c); /* a short block fails core_rd_ok below */
     s->client[slot] = ci;
     core_idmap_put(&s->sessions, session, ci);
     /* it came back before the forwarding entry expired */
@@ -312,13 +315,14 @@ void sim_ghosts_send(sim_shard *s)
                     continue;
                 sent |= 1ull << o;
                 core_buf *b = &s->out[o];
-                size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+                uint8_t label[PROTO_NAME_MAX]; /* an item's is its descriptor */
+                size_t nl = sim_entity_label(s, e, label);
                 core_buf_u32(b, s->id[e]);
                 core_buf_u8(b, s->kind[e]);
                 core_buf_f32(b, s->x[e]);
                 core_buf_f32(b, s->y[e]);
                 core_buf_u8(b, (uint8_t)nl);
-                core_buf_append(b, s->name[e], nl);
+                core_buf_append(b, label, nl);
                 counts[o]++;
             }
     }
@@ -365,6 +369,8 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
         s->y[slot] = y;
         memcpy(s->name[slot], name, nl);
         s->name[slot][nl] = 0;
+        if (kind == PROTO_KIND_ITEM)
+            sim_items_ghost_label(s, slot, name, nl);
         s->ghost_src[slot] = (uint8_t)src;
         if ((int32_t)(tick - s->ghost_stamp[slot]) > 0)
             s->ghost_stamp[slot] = tick;

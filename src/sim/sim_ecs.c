@@ -30,6 +30,7 @@ static void grow_slots(sim_shard *s)
     GROW(s->client, ncap);
     GROW(s->wander_tick, ncap);
     GROW(s->name, ncap);
+    GROW(s->item, ncap);
     GROW(s->free_slots, ncap);
     GROW(s->stamp, ncap);
     GROW(s->known_mark, ncap);
@@ -62,11 +63,14 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->client[slot] = SIM_NONE;
     s->wander_tick[slot] = 0;
     s->name[slot][0] = 0;
+    s->item[slot] = (sim_item){.qty = 1, .kind = 1}; /* a valid descriptor until set */
     return slot;
 }
 
 void sim_slot_release(sim_shard *s, uint32_t slot)
 {
+    if (s->log)
+        sim_log_release(s, slot); /* before its id and flags go */
     if (s->id[slot])
         core_idmap_del(&s->ids, s->id[slot]);
     sim_entity_unplace(s, slot);
@@ -117,12 +121,14 @@ uint32_t sim_client_alloc(sim_shard *s)
         ci = s->free_clients[--s->n_free_clients];
     }
     sim_client *c = &s->clients[ci];
-    core_buf keep = c->reliable;
+    core_buf keep = c->reliable, keep_held = c->held;
     uint32_t *kid = c->known_id;
     int32_t *kx = c->known_x, *ky = c->known_y;
     memset(c, 0, sizeof *c);
     c->reliable = keep;
     core_buf_reset(&c->reliable);
+    c->held = keep_held;
+    core_buf_reset(&c->held);
     size_t n = (size_t)s->cfg->aoi_max_entities;
     if (!kid) {
         kid = calloc(n, sizeof *kid);

@@ -72,6 +72,7 @@ void sim_join(sim_shard *s, const proto_join *j)
     s->client[slot] = ci;
     core_idmap_put(&s->sessions, j->session_id, ci);
     write_welcome(s, c);
+    sim_items_join(s, ci);
     send_route(s, c);
     core_log_ids ids = {.session = j->session_id, .entity = id, .shard = s->index};
     core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", s->name[slot], x, y);
@@ -148,6 +149,7 @@ void sim_attach(sim_shard *s, const proto_attach *a)
     c->reset = true;     /* a full state resend */
     core_buf_reset(&c->reliable);
     write_welcome(s, c);
+    sim_items_attach(s, ci, a->old_session_id);
     send_route(s, c);
     core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
     core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", s->name[c->slot],
@@ -166,6 +168,19 @@ void sim_leave(sim_shard *s, const proto_leave *l)
     core_buf_reset(&s->msg);
     proto_bus_leave_write(&s->msg, l);
     forward_session_msg(s, l->session_id);
+}
+
+void sim_resync(sim_shard *s, uint32_t session_id)
+{
+    uint32_t ci = core_idmap_get(&s->sessions, session_id);
+    if (ci != CORE_IDMAP_NONE) {
+        s->clients[ci].reset = true;
+        return;
+    }
+    core_buf_reset(&s->msg);
+    core_buf_u16(&s->msg, PROTO_BUS_RESYNC);
+    core_buf_u32(&s->msg, session_id);
+    forward_session_msg(s, session_id);
 }
 
 void sim_detached_expire(sim_shard *s)
@@ -252,6 +267,8 @@ static void apply_one(sim_shard *s, uint32_t ci, uint32_t seq, float dx, float d
     c->last_seq = seq;
     s->dir_x[c->slot] = dx;
     s->dir_y[c->slot] = dy;
+    if (s->log)
+        sim_log_input(s, c->slot, dx, dy);
     s->stats.inputs_applied++;
     core_counter_add(s->m_inputs_applied, 1);
 }
@@ -260,7 +277,10 @@ static void drain_pending(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
     while (c->n_pending && c->pending[0].gseq == c->next_gseq) {
-        apply_one(s, ci, c->pending[0].seq, c->pending[0].dir_x, c->pending[0].dir_y);
+        if (c->pending[0].rec_kind)
+            sim_records_apply_held(s, ci, c->pending[0].gseq);
+        else
+            apply_one(s, ci, c->pending[0].seq, c->pending[0].dir_x, c->pending[0].dir_y);
         c->next_gseq++;
         memmove(c->pending, c->pending + 1, --c->n_pending * sizeof *c->pending);
     }
@@ -311,7 +331,9 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
         }
     }
     memmove(c->pending + k + 1, c->pending + k, (c->n_pending - k) * sizeof *c->pending);
-    c->pending[k] = (sim_pending){cmd->gseq, cmd->seq, cmd->dir_x, cmd->dir_y};
+    if (cmd->rec_kind)
+        sim_records_hold(s, c, cmd);
+    c->pending[k] = (sim_pending){cmd->gseq, cmd->seq, cmd->dir_x, cmd->dir_y, cmd->rec_kind};
     c->n_pending++;
 }
 
@@ -325,13 +347,17 @@ void sim_inputs_apply(sim_shard *s)
         if (s->clients[cmd->client].session_id != cmd->session_id)
             continue;
         if (cmd->gseq == 0) {
-            apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
+            if (cmd->rec_kind)
+                sim_records_apply_cmd(s, cmd);
+            else
+                apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
             continue;
         }
         hold(s, cmd->client, cmd);
         drain_pending(s, cmd->client);
     }
     s->n_cmds = 0;
+    core_buf_reset(&s->rec_arena);
     /* gaps that persist are skipped so one lost message cannot freeze a
      * player; with the in-process bus this never happens */
     for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {

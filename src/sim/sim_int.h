@@ -29,7 +29,25 @@ enum {
 typedef struct sim_pending {
     uint32_t gseq, seq;
     float dir_x, dir_y;
+    uint8_t rec_kind; /* 0: an INPUT; else a PICKUP/DROP/CHAT whose body is in held */
 } sim_pending;
+
+/* An item lying in the world (entities of kind PROTO_KIND_ITEM). */
+typedef struct sim_item {
+    int64_t db_id;    /* world_items row; 0 for ghosts */
+    uint16_t qty;     /* quantity, >= 1 */
+    uint8_t kind;     /* item kind, >= 1 */
+    bool is_reserved; /* a take is being committed: nobody else may take it */
+} sim_item;
+
+/* One inventory slot as the shard knows it (item_kind 0: empty). */
+typedef struct sim_inv_slot {
+    uint16_t qty;
+    uint8_t kind;
+    bool is_reserved; /* a take into it or a drop from it is being committed */
+} sim_inv_slot;
+
+enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 
 typedef struct sim_client {
     uint32_t session_id;
@@ -50,6 +68,14 @@ typedef struct sim_client {
     bool detached;          /* connection lost: no frames; dropped after the grace */
     uint32_t detach_tick;   /* when it was detached */
     core_buf reliable;      /* records to send in this tick's frame */
+    /* items and chat (sim_items.c, sim_chat.c) */
+    core_buf held;            /* held records: u32 gseq, u8 kind, u16 len, body */
+    uint8_t inv_state;        /* SIM_INV_*: pickups wait for LOADED */
+    uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
+    uint32_t prev_session_id; /* before a resume: late outcomes still find us */
+    sim_inv_slot inv[PROTO_INV_SLOTS];
+    float chat_tokens;  /* chat lines allowed now (token bucket) */
+    uint32_t chat_tick; /* tick of the last refill */
     /* area of interest: the slot table as the client has it */
     uint16_t slot_hi; /* highest used view slot + 1 */
     uint16_t n_known;
@@ -64,6 +90,9 @@ typedef struct sim_cmd {
     uint32_t session_id; /* the client record may be gone by apply time */
     uint32_t gseq, seq;
     float dir_x, dir_y;
+    uint8_t rec_kind; /* 0: an INPUT; else a record whose body is in s->rec_arena */
+    uint16_t rec_len;
+    uint32_t rec_off;
 } sim_cmd;
 
 typedef struct sim_forward {
@@ -77,7 +106,8 @@ struct sim_shard {
     const spatial_cellmap *cells;
     const sim_map *map;
     bus *bus;
-    struct store *st; /* NULL: players are not persisted */
+    struct store *st;      /* NULL: players are not persisted */
+    core_metrics *metrics; /* registry the shard's metrics live in */
     uint16_t index;
     uint32_t tick;
     float dt;     /* seconds per tick */
@@ -99,6 +129,7 @@ struct sim_shard {
     uint32_t *client;      /* players: index into clients, else SIM_NONE */
     uint32_t *wander_tick; /* NPCs: tick of the next heading change */
     char (*name)[PROTO_NAME_MAX + 1];
+    sim_item *item;        /* items: kind, quantity, store row, reservation */
     core_idmap ids;        /* entity id -> slot */
     uint32_t next_counter; /* entity ids: counter << 6 | shard index */
     uint32_t n_owned, n_ghosts;
@@ -142,6 +173,10 @@ struct sim_shard {
     size_t col_cand_cap;
     uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | slot */
     size_t col_near_cap;
+
+    /* items, inventory and chat (sim_items.c); NULL until a loader is set */
+    struct sim_items *items;
+    core_buf rec_arena; /* this tick's record bodies, referenced by sim_cmd */
 
     /* per-tick scratch */
     sim_cmd *cmds;
@@ -213,9 +248,46 @@ void sim_log_tick_begin(sim_shard *s); /* after the drain, before inputs */
 void sim_log_tick_end(sim_shard *s);   /* last thing of the tick */
 void sim_log_release(sim_shard *s, uint32_t slot);
 void sim_log_input(sim_shard *s, uint32_t slot, float dir_x, float dir_y);
-void sim_log_step(sim_shard *s);                         /* movement starts */
+void sim_log_step(sim_shard *s);                                   /* movement starts */
 void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other); /* in range */
 void sim_log_destroy(sim_shard *s);
+
+/* sim_items.c: items in the world, inventories, pickups and drops.
+ * Completion queue s->index of the store is polled here. */
+void sim_items_tick(sim_shard *s); /* after the drain, before inputs */
+/* Handles an items/chat bus message; false if type is not one of them. */
+bool sim_items_handle_msg(sim_shard *s, uint16_t type, core_rd *r);
+void sim_items_join(sim_shard *s, uint32_t ci); /* a player entered: load its inventory */
+/* A new connection took the client over (resume): resend the inventory;
+ * outcomes addressed to old_session still find it. */
+void sim_items_attach(sim_shard *s, uint32_t ci, uint32_t old_session);
+void sim_items_destroy(sim_shard *s);
+void sim_items_count_chat(sim_shard *s);
+/* The ENTER name field: a player's name or an item's descriptor. */
+size_t sim_entity_label(const sim_shard *s, uint32_t slot, uint8_t out[PROTO_NAME_MAX]);
+/* Sets an item ghost's kind and quantity from its label. */
+void sim_items_ghost_label(sim_shard *s, uint32_t slot, const uint8_t *label, size_t len);
+/* Inventory, chat bucket and held records in a handoff's CLIENT block. */
+void sim_items_write_client(sim_shard *s, core_buf *b, const sim_client *c);
+int sim_items_read_client(sim_shard *s, core_rd *r, sim_client *c);
+
+/* sim_loader.c: queue a load; 0, or -1 when the queue is full (ask later) */
+int sim_loader_cell(sim_loader *l, uint16_t shard, uint32_t cell);
+int sim_loader_inventory(sim_loader *l, uint16_t shard, uint32_t session_id, int64_t account_id);
+
+/* sim_records.c: PICKUP/DROP/CHAT records, ordered with inputs by gseq */
+void sim_records_collect(sim_shard *s, core_rd *r, uint32_t count);
+/* Copies a command's record body into the client's held records. */
+void sim_records_hold(sim_shard *s, sim_client *c, const sim_cmd *cmd);
+/* Applies a held record (the pending entry with gseq) or a command's. */
+void sim_records_apply_held(sim_shard *s, uint32_t ci, uint32_t gseq);
+void sim_records_apply_cmd(sim_shard *s, const sim_cmd *cmd);
+void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p);
+void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d);
+
+/* sim_chat.c */
+void sim_chat_say(sim_shard *s, uint32_t ci, const uint8_t *text, size_t len);
+void sim_chat_relay_recv(sim_shard *s, core_rd *r);
 
 /* sim_persist.c */
 void sim_persist_players(sim_shard *s);
@@ -229,4 +301,6 @@ void sim_leave(sim_shard *s, const proto_leave *l);
 void sim_detach(sim_shard *s, const proto_leave *d);
 void sim_attach(sim_shard *s, const proto_attach *a);
 void sim_detached_expire(sim_shard *s);
+/* The gateway dropped a STATE of session: the next one is a RESET. */
+void sim_resync(sim_shard *s, uint32_t session_id);
 #endif

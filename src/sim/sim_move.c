@@ -1,12 +1,25 @@
 /* sim_move.c - movement systems: NPC wandering, integration, clamping to
  * the world, pushing out of static obstacles, and circle collision between
- * entities. Owned entities only; ghosts are moved by their owner. */
+ * entities. Owned entities only; ghosts are moved by their owner.
+ *
+ * Everything here is a function of each entity's own state, the tick, the
+ * world seed and the bodies within collision range (positions after
+ * integration), never of slot order or of the shard's RNG: the replay of a
+ * single cell (sim_replay.c) runs this very code on a world that holds
+ * only that cell and its logged outside contacts, and must land on the
+ * same bits. */
 #include <math.h>
+#include <stdlib.h>
 
+#include "core_hash.h"
+#include "core_log.h"
 #include "sim_int.h"
 
 #define COL_NEIGH_MAX 64 /* neighbours examined per entity per tick */
 
+/* New heading every 1-4 s, a quarter of the time standing still, drawn
+ * from a hash of (world seed, entity id, tick) so no RNG state is needed
+ * to replay it. */
 void sim_npc_wander(sim_shard *s)
 {
     uint32_t hz = (uint32_t)s->cfg->tick_hz;
@@ -16,12 +29,13 @@ void sim_npc_wander(sim_shard *s)
             continue;
         if (s->tick < s->wander_tick[i])
             continue;
-        /* new heading every 1-4 s; a quarter of the time stand still */
-        float a = core_rng_unit(&s->rng) * 6.2831853f;
-        bool stand = core_rng_below(&s->rng, 4) == 0;
+        uint64_t k = s->cfg->seed ^ (((uint64_t)s->id[i] << 32) | s->tick);
+        uint64_t h1 = core_splitmix64(&k), h2 = core_splitmix64(&k);
+        float a = (float)(uint32_t)(h1 >> 40) * (1.0f / 16777216.0f) * 6.2831853f;
+        bool stand = (h2 & 3) == 0;
         s->dir_x[i] = stand ? 0.0f : cosf(a);
         s->dir_y[i] = stand ? 0.0f : sinf(a);
-        s->wander_tick[i] = s->tick + hz + core_rng_below(&s->rng, 3 * hz);
+        s->wander_tick[i] = s->tick + hz + (uint32_t)(((h2 >> 32) * (uint64_t)(3 * hz)) >> 32);
     }
 }
 
@@ -73,23 +87,65 @@ void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y)
     clamp_world(s, x, y);
 }
 
-static void collide(sim_shard *s, uint32_t i)
+static void *grow_array(void *p, size_t n, size_t size)
 {
-    float r = (float)s->cfg->entity_radius;
-    float min = 2.0f * r;
-    uint32_t neigh[COL_NEIGH_MAX];
-    size_t n = spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, neigh, COL_NEIGH_MAX);
-    if (n > COL_NEIGH_MAX)
-        n = COL_NEIGH_MAX;
+    p = realloc(p, n * size);
+    if (!p)
+        core_die("out of memory");
+    return p;
+}
+
+/* The displacement that pushes owned entity i out of every body within two
+ * radii, from positions as they stand after integration: nothing moves
+ * until every displacement is known (a Jacobi step), so the result does
+ * not depend on which entity was processed first. In-range neighbours are
+ * summed in ascending id order (the first COL_NEIGH_MAX of them), so the
+ * float sum depends only on which bodies are in range and where. */
+static void collide_disp(sim_shard *s, uint32_t i, float *out_x, float *out_y)
+{
+    float min = 2.0f * (float)s->cfg->entity_radius;
+    if (s->kind[i] == PROTO_KIND_ITEM) { /* items lie still and block nobody */
+        *out_x = *out_y = 0.0f;
+        return;
+    }
+    size_t n =
+        spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand, s->col_cand_cap);
+    if (n > s->col_cand_cap) {
+        /* never truncate: a replay's grid holds other bodies, and a cut
+         * made in bucket order would drop different neighbours */
+        s->col_cand_cap = n * 2;
+        s->col_cand = grow_array(s->col_cand, s->col_cand_cap, sizeof *s->col_cand);
+        n = spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand,
+                                 s->col_cand_cap);
+    }
+    if (n > s->col_near_cap) {
+        s->col_near_cap = n * 2;
+        s->col_near = grow_array(s->col_near, s->col_near_cap, sizeof *s->col_near);
+    }
+    size_t m = 0;
     for (size_t k = 0; k < n; k++) {
-        uint32_t o = neigh[k];
-        if (o == i || !(s->flags[o] & SIM_F_ALIVE))
+        uint32_t o = s->col_cand[k];
+        if (o == i || !(s->flags[o] & SIM_F_ALIVE) || s->kind[o] == PROTO_KIND_ITEM)
             continue;
         float dx = s->x[i] - s->x[o], dy = s->y[i] - s->y[o];
-        float d2 = dx * dx + dy * dy;
-        if (d2 >= min * min)
+        if (dx * dx + dy * dy >= min * min)
             continue;
-        float d = sqrtf(d2);
+        /* insertion by id: typically a handful of neighbours */
+        uint64_t key = ((uint64_t)s->id[o] << 32) | o;
+        size_t at = m++;
+        for (; at > 0 && s->col_near[at - 1] > key; at--)
+            s->col_near[at] = s->col_near[at - 1];
+        s->col_near[at] = key;
+        if (s->log)
+            sim_log_contact(s, i, o);
+    }
+    if (m > COL_NEIGH_MAX)
+        m = COL_NEIGH_MAX;
+    float sx = 0.0f, sy = 0.0f;
+    for (size_t k = 0; k < m; k++) {
+        uint32_t o = (uint32_t)s->col_near[k];
+        float dx = s->x[i] - s->x[o], dy = s->y[i] - s->y[o];
+        float d = sqrtf(dx * dx + dy * dy);
         if (d < 1e-4f) {
             /* coincident: separate along a direction fixed by the ids */
             float a = (float)((s->id[i] ^ s->id[o]) % 628) * 0.01f;
@@ -102,13 +158,17 @@ static void collide(sim_shard *s, uint32_t i)
             }
         }
         float push = (min - (d < min ? d : min)) * 0.5f;
-        s->x[i] += dx / d * push;
-        s->y[i] += dy / d * push;
+        sx += dx / d * push;
+        sy += dy / d * push;
     }
+    *out_x = sx;
+    *out_y = sy;
 }
 
 void sim_move(sim_shard *s)
 {
+    if (s->log)
+        sim_log_step(s);
     float dt = s->dt;
     for (uint32_t i = 0; i < s->n_used; i++) {
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
@@ -123,19 +183,25 @@ void sim_move(sim_shard *s)
         s->y[i] = y;
         spatial_grid_move(s->col_grid, i, x, y);
     }
+    if (s->col_cap < s->n_used) {
+        s->col_cap = s->cap;
+        s->col_dx = grow_array(s->col_dx, s->col_cap, sizeof *s->col_dx);
+        s->col_dy = grow_array(s->col_dy, s->col_cap, sizeof *s->col_dy);
+    }
+    for (uint32_t i = 0; i < s->n_used; i++)
+        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE)
+            collide_disp(s, i, &s->col_dx[i], &s->col_dy[i]);
     for (uint32_t i = 0; i < s->n_used; i++) {
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
             continue;
-        float ox = s->x[i], oy = s->y[i];
-        collide(s, i);
-        if (s->x[i] != ox || s->y[i] != oy) {
-            float x = s->x[i], y = s->y[i];
-            clamp_world(s, &x, &y);
-            sim_push_out_of_obstacles(s, &x, &y);
-            s->x[i] = x;
-            s->y[i] = y;
-            spatial_grid_move(s->col_grid, i, x, y);
-        }
+        float x = s->x[i] + s->col_dx[i], y = s->y[i] + s->col_dy[i];
+        if (x == s->x[i] && y == s->y[i])
+            continue;
+        clamp_world(s, &x, &y);
+        sim_push_out_of_obstacles(s, &x, &y);
+        s->x[i] = x;
+        s->y[i] = y;
+        spatial_grid_move(s->col_grid, i, x, y);
     }
     for (uint32_t i = 0; i < s->n_used; i++)
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE)

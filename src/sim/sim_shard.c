@@ -27,6 +27,7 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     s->cells = cells;
     s->map = map;
     s->bus = b;
+    s->metrics = m;
     s->index = index;
     s->dt = 1.0f / (float)cfg->tick_hz;
     s->aoi_r2 = (float)(cfg->aoi_radius * cfg->aoi_radius);
@@ -97,9 +98,17 @@ void sim_shard_destroy(sim_shard *s)
     free(s->client);
     free(s->wander_tick);
     free(s->name);
+    free(s->item);
+    sim_items_destroy(s);
+    core_buf_free(&s->rec_arena);
     free(s->free_slots);
     free(s->stamp);
     free(s->known_mark);
+    free(s->col_dx);
+    free(s->col_dy);
+    free(s->col_cand);
+    free(s->col_near);
+    sim_log_destroy(s);
     core_idmap_free(&s->ids);
     core_idmap_free(&s->sessions);
     core_idmap_free(&s->forward);
@@ -109,6 +118,7 @@ void sim_shard_destroy(sim_shard *s)
     free(s->obs_list);
     for (uint32_t i = 0; i < s->n_clients_cap; i++) {
         core_buf_free(&s->clients[i].reliable);
+        core_buf_free(&s->clients[i].held);
         free(s->clients[i].known_id);
         free(s->clients[i].known_x);
         free(s->clients[i].known_y);
@@ -168,7 +178,9 @@ static void handle_msg(sim_shard *s, const uint8_t *msg, size_t len)
 {
     core_rd r = core_rd_init(msg, len);
     uint16_t type = proto_bus_type(&r);
-    if ((type == PROTO_BUS_HANDOFF || type == PROTO_BUS_GHOSTS) &&
+    /* item outcomes and inventories forwarded after a handoff wait for it */
+    if ((type == PROTO_BUS_HANDOFF || type == PROTO_BUS_GHOSTS || type == PROTO_BUS_ITEM_DONE ||
+         type == PROTO_BUS_INV_LOADED) &&
         (int32_t)(msg_tick(msg, len) - s->tick) >= 0) {
         uint32_t n = (uint32_t)len;
         core_buf_append(&s->deferred_next, &n, 4);
@@ -186,6 +198,12 @@ static void handle_msg(sim_shard *s, const uint8_t *msg, size_t len)
         proto_leave l;
         if (proto_bus_leave_read(&r, &l) == 0)
             sim_leave(s, &l);
+        break;
+    }
+    case PROTO_BUS_RESYNC: {
+        uint32_t session = core_rd_u32(&r);
+        if (core_rd_ok(&r))
+            sim_resync(s, session);
         break;
     }
     case PROTO_BUS_DETACH: {
@@ -213,6 +231,8 @@ static void handle_msg(sim_shard *s, const uint8_t *msg, size_t len)
         sim_ghosts_recv(s, &r);
         break;
     default:
+        if (sim_items_handle_msg(s, type, &r))
+            break;
         core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: unknown bus message type %u", s->index,
                  type);
     }
@@ -276,6 +296,8 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
 
     drain_inbox(s);
     sweep_ghosts(s);
+    sim_items_tick(s);     /* store completions, cells to load, inventories */
+    sim_log_tick_begin(s); /* arrivals and changes from the drain */
     sim_inputs_apply(s);
     sim_npc_wander(s);
     sim_move(s);
@@ -290,6 +312,8 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_ghosts_send(s);
     sim_forward_expire(s);
     sim_detached_expire(s);
+
+    sim_log_tick_end(s); /* cell moves, hashes, the tick log, snapshots */
 
     core_gauge_set(s->m_entities, s->n_owned);
     core_gauge_set(s->m_ghosts, s->n_ghosts);

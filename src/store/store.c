@@ -351,6 +351,11 @@ static int sync_call(store *s, int op, bool is_read, sync_fn fn, void *ctx)
     return rc;
 }
 
+int store__sync(store *s, int op, bool is_read, store_sync_fn fn, void *ctx)
+{
+    return sync_call(s, op, is_read, fn, ctx);
+}
+
 static int arg_err(store *s, const char *what)
 {
     store__set_err(s, "invalid argument: %s", what);
@@ -506,6 +511,19 @@ int store_item_create(store *s, int64_t *out_id, const store_item *it)
         return arg_err(s, "item: finite position and quantity > 0");
     args a = {.out_id = out_id, .in = it};
     return sync_call(s, STORE_OP_ITEMS, false, do_item_create, &a);
+}
+
+static int do_items_count(store *s, store_conn *c, void *ctx)
+{
+    args *a = ctx;
+    return store_rec_items_count(s->ops, c, a->out_id);
+}
+
+int store_items_count(store *s, int64_t *out_n)
+{
+    *out_n = 0;
+    args a = {.out_id = out_n};
+    return sync_call(s, STORE_OP_ITEMS, true, do_items_count, &a);
 }
 
 static int do_items_by_cell(store *s, store_conn *c, void *ctx)

@@ -153,6 +153,8 @@ int store_player_load(store *s, store_player *out, int64_t account_id); /* NOTFO
 int store_player_save(store *s, const store_player *p);
 int store_inventory_load(store *s, store_inventory *out, int64_t account_id);
 int store_item_create(store *s, int64_t *out_id, const store_item *it); /* it->id ignored */
+/* Rows of the world items table, taken ones included (0: never seeded). */
+int store_items_count(store *s, int64_t *out_n);
 /* Items lying in cell (not taken). *out is malloc'd, caller frees. */
 int store_items_by_cell(store *s, store_item **out, size_t *out_n, int64_t cell);
 int store_snapshot_write(store *s, int64_t cell, int64_t tick, const void *data, size_t len);
@@ -167,6 +169,36 @@ int store_event_append(store *s, int64_t *out_seq, const store_event *ev);
 int store_events_read(store *s, store_event **out, size_t *out_n, int64_t cell, int64_t after_seq,
                       size_t max);
 void store_events_free(store_event *ev, size_t n);
+
+/* Accounts of external token providers (store_refresh.c): makes sure the
+ * row (id, username) exists, creating it with pw_hash (an unusable one, so
+ * no password login reaches it). OK when it exists or was created;
+ * CONFLICT when id belongs to another username or username to another
+ * id. Any thread. */
+int store_account_ensure(store *s, int64_t id, const char *username, const char *pw_hash);
+
+/* Refresh tokens, by the SHA-256 of the token (the token is never
+ * stored). Any thread. */
+#define STORE_REFRESH_HASH_BYTES 32
+#define STORE_REFRESH_PER_ACCOUNT 32 /* newest kept per account */
+/* Stores a new token of account_id valid until expires_s (Unix seconds);
+ * prunes the account's expired tokens and all but its newest
+ * STORE_REFRESH_PER_ACCOUNT. */
+int store_refresh_put(store *s, int64_t account_id, const char *username,
+                      const uint8_t hash[STORE_REFRESH_HASH_BYTES], int64_t expires_s);
+/* Uses a token up, atomically (one UPDATE; of two racing calls one wins):
+ *  OK        it was live: *out_account_id, out_username (STORE_USERNAME_MAX)
+ *  NOTFOUND  unknown, expired or revoked
+ *  CONFLICT  it had been used before: a stolen copy or a replay, so every
+ *            token of the account is revoked now (*out_account_id set) */
+int store_refresh_take(store *s, int64_t *out_account_id, char *out_username,
+                       const uint8_t hash[STORE_REFRESH_HASH_BYTES], int64_t now_s);
+/* Revokes one live token (of account_id, or of any account when 0). OK, or
+ * NOTFOUND when no live token matched. */
+int store_refresh_revoke(store *s, int64_t account_id,
+                         const uint8_t hash[STORE_REFRESH_HASH_BYTES]);
+/* Revokes every token of the account; *out_n (may be NULL) how many. */
+int store_refresh_revoke_account(store *s, int64_t account_id, int64_t *out_n);
 
 /* Starts the store thread (its own connection). Call once, after
  * store_migrate_up and before other threads use s. Completions must be
@@ -209,6 +241,7 @@ enum {
     STORE_OP_FLUSH,  /* the store thread's player batch */
     STORE_OP_APPLY,  /* one reliable action inside the group transaction */
     STORE_OP_COMMIT, /* the store thread's commits (flush and group) */
+    STORE_OP_REFRESH, /* refresh token calls */
     STORE_OP_N,
     STORE_OP_ANY = -1
 };

@@ -38,6 +38,16 @@ enum {
     STORE_SQL_EVENTS_READ,
     STORE_SQL_MIG_VERSION,
     STORE_SQL_MIG_RECORD,
+    STORE_SQL_ITEMS_COUNT,
+    /* refresh tokens and external accounts (store_refresh.c) */
+    STORE_SQL_REFRESH_PUT,
+    STORE_SQL_REFRESH_PRUNE,
+    STORE_SQL_REFRESH_USE,
+    STORE_SQL_REFRESH_PEEK,
+    STORE_SQL_REFRESH_REVOKE_ACCOUNT,
+    STORE_SQL_REFRESH_REVOKE_ONE,
+    STORE_SQL_ACCOUNT_BY_ID,
+    STORE_SQL_ACCOUNT_CREATE_ID,
     STORE_SQL_N
 };
 extern const char *const store_sql[STORE_SQL_N];
@@ -161,6 +171,12 @@ int store__apply(store *s, store_conn *c, const store_action *a, store_completio
 int store__fault_take(store *s, int op);
 void store__set_err(store *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Runs fn on the synchronous connection (store.c's sync_call: the mutex,
+ * reconnects, fault injection for op, error accounting). is_read: retried
+ * once on a fresh connection when the old one turns out lost. */
+typedef int (*store_sync_fn)(store *s, store_conn *c, void *ctx);
+int store__sync(store *s, int op, bool is_read, store_sync_fn fn, void *ctx);
+
 /* ---- records over SQL (store_rec.c), any backend, connection given ---- */
 uint64_t store_snapshot_checksum(int64_t cell, int64_t tick, const void *data, size_t len);
 uint64_t store_event_checksum(const store_event *ev);
@@ -171,6 +187,7 @@ int store_rec_account_find(const store_ops *o, store_conn *c, store_account *out
 int store_rec_player_load(const store_ops *o, store_conn *c, store_player *out, int64_t id);
 int store_rec_inventory_load(const store_ops *o, store_conn *c, store_inventory *out, int64_t id);
 int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id, const store_item *it);
+int store_rec_items_count(const store_ops *o, store_conn *c, int64_t *out_n);
 int store_rec_items_by_cell(const store_ops *o, store_conn *c, store_item **out, size_t *out_n,
                             int64_t cell);
 int store_rec_snapshot_write(const store_ops *o, store_conn *c, int64_t cell, int64_t tick,

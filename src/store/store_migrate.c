@@ -44,6 +44,14 @@ static const migration migrations[] = {
      "  entity BIGINT NOT NULL, kind INTEGER NOT NULL, payload {BLOB} NOT NULL, "
      "  checksum BIGINT NOT NULL);\n"
      "CREATE INDEX events_cell_seq ON events (cell, seq);\n"},
+    /* Refresh tokens, stored as the hex SHA-256 of the token text (the
+     * token itself never reaches the database). used: when it was
+     * exchanged (0 = not yet); revoked: 1 after logout or theft. */
+    {2, "refresh tokens",
+     "CREATE TABLE refresh_tokens (hash TEXT PRIMARY KEY, account_id BIGINT NOT NULL, "
+     "  username TEXT NOT NULL, expires BIGINT NOT NULL, used BIGINT NOT NULL, "
+     "  revoked INTEGER NOT NULL);\n"
+     "CREATE INDEX refresh_tokens_account ON refresh_tokens (account_id);\n"},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -64,8 +64,29 @@ const char *const store_sql[STORE_SQL_N] = {
     [STORE_SQL_EVENTS_READ] = "SELECT seq, tick, cell, entity, kind, payload, checksum FROM events "
                               "WHERE cell = ? AND seq > ? ORDER BY seq LIMIT ?",
     [STORE_SQL_MIG_VERSION] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+    /* every row ever, taken ones too: seeding only an empty world */
+    [STORE_SQL_ITEMS_COUNT] = "SELECT COUNT(*) FROM world_items",
     [STORE_SQL_MIG_RECORD] =
         "INSERT INTO schema_migrations (version, name, applied) VALUES (?, ?, ?)",
+    [STORE_SQL_REFRESH_PUT] = "INSERT INTO refresh_tokens (hash, account_id, username, expires, "
+                              "used, revoked) VALUES (?, ?, ?, ?, 0, 0)",
+    /* Keeps an account's newest STORE_REFRESH_PER_ACCOUNT (32) tokens, and
+     * used ones until they expire (a used one coming back is a theft). */
+    [STORE_SQL_REFRESH_PRUNE] =
+        "DELETE FROM refresh_tokens WHERE account_id = ? AND (expires < ? OR hash NOT IN "
+        "(SELECT hash FROM refresh_tokens WHERE account_id = ? ORDER BY expires DESC LIMIT 32))",
+    [STORE_SQL_REFRESH_USE] =
+        "UPDATE refresh_tokens SET used = ? WHERE hash = ? AND used = 0 AND revoked = 0 "
+        "AND expires >= ? RETURNING account_id, username",
+    [STORE_SQL_REFRESH_PEEK] =
+        "SELECT account_id, used, revoked, expires FROM refresh_tokens WHERE hash = ?",
+    [STORE_SQL_REFRESH_REVOKE_ACCOUNT] =
+        "UPDATE refresh_tokens SET revoked = 1 WHERE account_id = ? AND revoked = 0",
+    [STORE_SQL_REFRESH_REVOKE_ONE] = "UPDATE refresh_tokens SET revoked = 1 WHERE hash = ? "
+                                     "AND revoked = 0 AND (account_id = ? OR CAST(? AS BIGINT) = 0)",
+    [STORE_SQL_ACCOUNT_BY_ID] = "SELECT id, username, pw_hash, created FROM accounts WHERE id = ?",
+    [STORE_SQL_ACCOUNT_CREATE_ID] =
+        "INSERT INTO accounts (id, username, pw_hash, created) VALUES (?, ?, ?, ?)",
 };
 
 static void put_le(uint8_t *p, uint64_t v, int n)
@@ -209,6 +230,12 @@ int store_rec_item_create(const store_ops *o, store_conn *c, int64_t *out_id, co
     store_val v[5] = {SV_INT(it->cell), SV_REAL(it->x), SV_REAL(it->y), SV_INT(it->item_kind),
                       SV_INT(it->quantity)};
     return o->query(c, STORE_SQL_ITEM_INSERT, v, 5, row_int, out_id, NULL);
+}
+
+int store_rec_items_count(const store_ops *o, store_conn *c, int64_t *out_n)
+{
+    *out_n = 0;
+    return o->query(c, STORE_SQL_ITEMS_COUNT, NULL, 0, row_int, out_n, NULL);
 }
 
 int store_rec_items_by_cell(const store_ops *o, store_conn *c, store_item **out, size_t *out_n,

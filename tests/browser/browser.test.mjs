@@ -354,6 +354,11 @@ async function main() {
     /^\d+$/.test(bar.shard) && /^\d+$/.test(bar.count) && /ms$/.test(bar.rtt),
     `${bar.conn} tick ${bar.tick} shard ${bar.shard} in view ${bar.count} ping ${bar.rtt} ack ${bar.ack}`);
 
+  // 7b. Items, inventory and chat (sections 5-7): walk to an item, pick it
+  // up with E, see it in the inventory panel, drop it with a click on its
+  // slot, and chat through the chat box.
+  await itemsAndChat(page, w, username);
+
   // 8. Automatic reconnect after the connection drops.
   const oldEntity = w.entityId;
   await page.evaluate(() => {
@@ -456,6 +461,120 @@ async function main() {
   const unexpectedErrors = pageErrors.filter((e) => !expected.some((re) => re.test(e)));
   check("no page errors or console warnings", unexpectedErrors.length === 0,
     unexpectedErrors.slice(0, 5).join(" | ") || "none");
+}
+
+/* The nearest item in view: {id, x, y, itemKind, d} or null. */
+async function nearestItemInView(page) {
+  return page.evaluate(() => {
+    const s = window.tessera.lastState;
+    let best = null;
+    for (const e of s.entities.values()) {
+      if (e.kind !== 2) continue;
+      const d = Math.hypot(e.x - s.self.x, e.y - s.self.y);
+      if (!best || d < best.d) best = { id: e.id, x: e.x, y: e.y, itemKind: e.itemKind, d };
+    }
+    return best;
+  });
+}
+
+async function itemsAndChat(page, w, username) {
+  const inv0 = await page
+    .waitForFunction(() => window.tessera.inventory, null, { timeout: 5000 })
+    .then((h) => h.jsonValue(), () => null);
+  check("inventory arrives on entering the world", Array.isArray(inv0) && inv0.length === 32,
+    inv0 ? `${inv0.filter(Boolean).length} items carried` : "no INVENTORY");
+  const panel = await page.evaluate(() => ({
+    visible: !document.getElementById("inventory").hidden,
+    slots: document.querySelectorAll("#inv-slots .slot").length,
+  }));
+  check("inventory panel shows 32 slots", panel.visible && panel.slots === 32, `${panel.slots} slots`);
+
+  // Find an item: look around until one is in view (the default world
+  // has a few hundred), then steer to it.
+  let item = await nearestItemInView(page);
+  let lastDir = null;
+  const searchUntil = Date.now() + 15000;
+  while (!item && Date.now() < searchUntil) {
+    const me = await page.evaluate(() => window.tessera.lastState.self);
+    const d = clearDirection(w, me.x, me.y, w.playerSpeed * 1.5, lastDir);
+    if (!d) break;
+    lastDir = d.id;
+    for (const k of d.keys) await page.keyboard.down(k);
+    const until = Date.now() + 1500;
+    while (!item && Date.now() < until) {
+      await sleep(100);
+      item = await nearestItemInView(page);
+    }
+    for (const k of d.keys) await page.keyboard.up(k);
+  }
+  if (!check("an item lies in view", !!item, item ? `kind ${item.itemKind} at ${item.d.toFixed(1)} units` : "none found")) return;
+  const reach = 16 + w.entityRadius;
+  const steerUntil = Date.now() + 10000;
+  let near = item;
+  while (near && near.d > reach - 4 && Date.now() < steerUntil) {
+    await page.evaluate(({ x, y }) => {
+      const s = window.tessera.lastState.self;
+      const dx = x - s.x;
+      const dy = y - s.y;
+      const l = Math.hypot(dx, dy) || 1;
+      window.tessera.client.setHeading(dx / l, dy / l);
+    }, near);
+    await sleep(60);
+    near = (await nearestItemInView(page)) || near;
+  }
+  await page.evaluate(() => window.tessera.client.setHeading(0, 0));
+  await sleep(200);
+  near = await nearestItemInView(page);
+  if (!check("walked within reach of an item", near && near.d <= reach, near ? `${near.d.toFixed(1)} units` : "lost it")) return;
+
+  // E picks up the nearest item within reach; it leaves the ground only
+  // once committed, and the inventory shows it.
+  const nResults = await page.evaluate(() => window.tessera.results.length);
+  await page.keyboard.press("e");
+  const picked = await page
+    .waitForFunction((n) => window.tessera.results.length > n && window.tessera.results[window.tessera.results.length - 1],
+      nResults, { timeout: 8000 })
+    .then((h) => h.jsonValue(), () => null);
+  if (!check("E picks the item up (RESULT ok)", picked && picked.ok && picked.action === 1 && picked.entityId === near.id,
+    picked ? `${picked.name} ${picked.reason} slot ${picked.slot} kind ${picked.itemKind}` : "no RESULT")) return;
+  await sleep(300);
+  const after = await page.evaluate((id) => ({
+    inv: window.tessera.inventory,
+    onGround: window.tessera.lastState.entities.has(id),
+    button: (document.querySelector(`#inv-slots .slot[data-slot="${window.tessera.results.at(-1).slot}"]`) || {}).textContent,
+  }), near.id);
+  const slot = after.inv && after.inv[picked.slot];
+  check("the item is in the inventory and gone from the ground",
+    slot && slot.itemKind === picked.itemKind && !after.onGround && after.button && after.button.length > 0,
+    `slot ${picked.slot}: ${slot ? slot.name : "empty"}, panel "${after.button}", on ground ${after.onGround}`);
+
+  // A click on the slot drops it at the player's feet.
+  await page.click(`#inv-slots .slot[data-slot="${picked.slot}"]`);
+  const dropped = await page
+    .waitForFunction((n) => window.tessera.results.length > n + 1 && window.tessera.results.at(-1), nResults,
+      { timeout: 8000 })
+    .then((h) => h.jsonValue(), () => null);
+  check("a click on the slot drops it (RESULT ok)", dropped && dropped.ok && dropped.action === 2,
+    dropped ? `${dropped.name} ${dropped.reason} new entity ${dropped.entityId}` : "no RESULT");
+  await sleep(300);
+  const back = await page.evaluate((id) => ({
+    inv: window.tessera.inventory.filter(Boolean).length,
+    onGround: !!id && window.tessera.lastState.entities.has(id),
+  }), dropped && dropped.entityId);
+  check("the dropped item lies on the ground again", back.onGround && back.inv === inv0.filter(Boolean).length,
+    `on ground ${back.onGround}, ${back.inv} items carried`);
+
+  // Chat: Enter opens the box, Enter sends; the line comes back to us.
+  const text = `hello from ${username}`;
+  await page.keyboard.press("Enter");
+  await page.keyboard.type(text);
+  await page.keyboard.press("Enter");
+  const heard = await page
+    .waitForFunction((t) => window.tessera.chat.find((c) => c.text === t), text, { timeout: 5000 })
+    .then((h) => h.jsonValue(), () => null);
+  const shown = await page.evaluate(() => document.getElementById("chat-log").textContent);
+  check("a chat line is echoed and shown", heard && heard.name === username && shown.includes(text),
+    heard ? `"${heard.name}: ${heard.text}"` : "not heard");
 }
 
 try {

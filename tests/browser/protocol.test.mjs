@@ -480,5 +480,96 @@ await test("protocol error: malformed message closes with 4002 and reconnects", 
   c.close();
 });
 
+await test("STATE: an item enter carries its descriptor, not a name", () => {
+  const t = new T.SlotTable();
+  assert.deepEqual(apply(t, {
+    tick: 1,
+    enters: [{ slot: 4, id: 130, kind: 2, xq: 16, yq: 32, item: [2, 300] }],
+  }), []);
+  const e = t.snapshot().get(130);
+  assert.equal(e.kind, T.KIND_ITEM);
+  assert.equal(e.itemKind, 2);
+  assert.equal(e.quantity, 300);
+  assert.equal(e.name, "coin");
+  // a descriptor of the wrong size, or of kind 0, is a corrupt stream
+  const bad = W.stateBody({ tick: 1, enters: [{ slot: 0, id: 5, kind: 2, xq: 0, yq: 0, name: "ab" }] });
+  assert.throws(() => T.parseState(bad.toUint8Array()), T.ProtocolError);
+  const zero = W.stateBody({ tick: 1, enters: [{ slot: 0, id: 5, kind: 2, xq: 0, yq: 0, item: [0, 1] }] });
+  assert.throws(() => T.parseState(zero.toUint8Array()), T.ProtocolError);
+});
+
+await test("INVENTORY decodes slots; disorder, empties and wrong sizes are refused", () => {
+  const inv = T.decodeInventory(W.inventoryBody([[0, 1, 3], [7, 8, 65535]]).toUint8Array());
+  assert.equal(inv.length, 32);
+  assert.deepEqual(inv[0], { itemKind: 1, quantity: 3, name: "apple" });
+  assert.equal(inv[7].quantity, 65535);
+  assert.equal(inv.filter(Boolean).length, 2);
+  assert.deepEqual(T.decodeInventory(W.inventoryBody([]).toUint8Array()).filter(Boolean), []);
+  for (const b of [
+    W.inventoryBody([[7, 1, 1], [0, 1, 1]]), // not ascending
+    W.inventoryBody([[1, 0, 1]]), // empty entry
+    W.inventoryBody([[32, 1, 1]]), // slot out of range
+    W.inventoryBody([], 16), // not 32 slots
+    W.inventoryBody([[0, 1, 1]]).u8(0), // trailing byte
+  ])
+    assert.throws(() => T.decodeInventory(b.toUint8Array()), T.ProtocolError);
+});
+
+await test("CHAT and RESULT decode; invalid UTF-8 and bad fields are refused", () => {
+  assert.deepEqual(T.decodeChat(W.chatBody(42, "zoë", "hi ✓").toUint8Array()), { from: 42, name: "zoë", text: "hi ✓" });
+  const badUtf8 = new W.Writer().u32(1).u8(0).u8(1).u8(0xff);
+  assert.throws(() => T.decodeChat(badUtf8.toUint8Array()), T.ProtocolError);
+  assert.throws(() => T.decodeChat(W.chatBody(1, "a", "").toUint8Array()), T.ProtocolError);
+  const r = T.decodeResult(W.resultBody({ req: 9, action: 1, entityId: 130, slot: 2, itemKind: 3, quantity: 1 }).toUint8Array());
+  assert.equal(r.ok, true);
+  assert.equal(r.name, "ok");
+  assert.equal(r.slot, 2);
+  const f = T.decodeResult(W.resultBody({ req: 10, action: 2, code: 16, slot: 1, reason: "database down" }).toUint8Array());
+  assert.equal(f.ok, false);
+  assert.equal(f.name, "store_unavailable");
+  assert.equal(f.reason, "database down");
+  assert.throws(() => T.decodeResult(W.resultBody({ req: 1, action: 3 }).toUint8Array()), T.ProtocolError);
+  assert.throws(() => T.decodeResult(W.resultBody({ req: 1, action: 1, slot: 32 }).toUint8Array()), T.ProtocolError);
+});
+
+await test("PICKUP, DROP and CHAT encode per section 5", () => {
+  assert.deepEqual([...new Uint8Array(T.encodePickup(7, 0x01020304))], [3, 8, 7, 0, 0, 0, 4, 3, 2, 1]);
+  assert.deepEqual([...new Uint8Array(T.encodeDrop(7, 31))], [4, 5, 7, 0, 0, 0, 31]);
+  assert.throws(() => T.encodeDrop(1, 32), RangeError);
+  assert.deepEqual([...new Uint8Array(T.encodeChat("hé"))], [5, 3, 0x68, 0xc3, 0xa9]);
+  const long = new Uint8Array(T.encodeChat("x".repeat(200)));
+  assert.deepEqual([...long.slice(0, 3)], [5, 0xc8, 0x01]); // varint 200
+  assert.equal(long.length, 203);
+  assert.throws(() => T.encodeChat(""), RangeError);
+  assert.throws(() => T.encodeChat("x".repeat(201)), RangeError);
+  assert.throws(() => T.encodeChat("a\nb"), RangeError);
+});
+
+await test("client: pickup/drop/say send records; inventory, result and chat events", async () => {
+  const c = newClient([]);
+  await c.login("ada", "secret1");
+  const got = { inventory: [], result: [], chat: [] };
+  for (const k of Object.keys(got)) c.on(k, (e) => got[k].push(e));
+  c.connect();
+  const ws = FakeWS.all[FakeWS.all.length - 1];
+  ws.open();
+  ws.recv(welcomeMsg());
+  assert.equal(c.pickup(130), 1);
+  assert.equal(c.drop(0), 2);
+  assert.equal(c.say("hello"), true);
+  const sent = ws.sent.map((m) => new Uint8Array(m)[0]);
+  assert.deepEqual(sent.slice(-3), [3, 4, 5]);
+  ws.recv(W.concat(
+    W.record(0x86, W.inventoryBody([[0, 2, 5]])),
+    W.record(0x88, W.resultBody({ req: 1, action: 1, entityId: 130, itemKind: 2, quantity: 5 })),
+    W.record(0x87, W.chatBody(42, "ada", "hello")),
+  ));
+  assert.equal(got.inventory.length, 1);
+  assert.equal(c.inventory[0].name, "coin");
+  assert.equal(got.result[0].req, 1);
+  assert.equal(got.chat[0].text, "hello");
+  c.close();
+});
+
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -103,7 +103,10 @@ export function stateBody(s) {
   for (const l of s.leaves ?? []) b.varint(l);
   b.varint(s.enters?.length ?? 0);
   for (const e of s.enters ?? []) {
-    b.varint(e.slot).u32(e.id).u8(e.kind).i32(e.xq).i32(e.yq).str(e.name ?? "");
+    b.varint(e.slot).u32(e.id).u8(e.kind).i32(e.xq).i32(e.yq);
+    // an item (kind 2) carries its descriptor in the name field
+    if (e.item) b.u8(3).u8(e.item[0]).u16(e.item[1]);
+    else b.str(e.name ?? "");
   }
   const deltas = s.deltas ?? new Map();
   const slots = [...deltas.keys()].sort((x, y) => x - y);
@@ -127,4 +130,21 @@ export function pongBody(nonce, tick) {
 export function errorBody(code, reason) {
   const r = new TextEncoder().encode(reason);
   return new Writer().u16(code).u8(r.length).raw(r);
+}
+
+/* INVENTORY: entries [[slot, kind, qty], ...] as given (any order). */
+export function inventoryBody(entries, nSlots = 32) {
+  const b = new Writer().u8(nSlots).u8(entries.length);
+  for (const [slot, kind, qty] of entries) b.u8(slot).u8(kind).u16(qty);
+  return b;
+}
+
+export function chatBody(from, name, text) {
+  return new Writer().u32(from).str(name).str(text);
+}
+
+export function resultBody(r) {
+  const reason = new TextEncoder().encode(r.reason ?? "");
+  return new Writer().u32(r.req).u8(r.action).u16(r.code ?? 0).u32(r.entityId ?? 0).u8(r.slot ?? 0)
+    .u8(r.itemKind ?? 0).u16(r.quantity ?? 0).u8(reason.length).raw(reason);
 }

@@ -43,6 +43,10 @@ typedef struct harness {
     h_sess sess[H_MAX_SESS];
     int n_sess;
     uint32_t tick;
+    /* Optional: called for every record of every frame (after the
+     * harness's own handling of WELCOME, STATE and ERROR). */
+    void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body,
+                      size_t len);
 } harness;
 
 static inline void h_init(harness *h, int n_shards, int npcs, uint64_t seed)
@@ -189,6 +193,8 @@ static inline int h_drain_gw(harness *h)
                     s->n_errors++;
                     s->last_error = (uint16_t)(body[0] | (body[1] << 8));
                 }
+                if (h->on_record)
+                    h->on_record(h, s, kind, body, blen);
             }
             if (rc < 0)
                 return -1;
