@@ -586,7 +586,9 @@ static void on_ws_event(gw *g, gw_conn *c, const gw_ws_event *ev)
             on_records(g, c, ev->data, ev->len);
         break;
     case GW_WS_EV_PING:
-        if (c->state == GW_CONN_WS)
+        /* pings cost a pong write each: they share the token bucket, so a
+         * ping flood is dropped and, sustained, closed like any other */
+        if (c->state == GW_CONN_WS && rate_take(g, c))
             send_control(g, c, GW_WS_OP_PONG, ev->data, ev->len);
         break;
     case GW_WS_EV_PONG:
