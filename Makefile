@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps deps-test build run test test-unit test-browser test-asan check-includes fuzz fuzz-smoke bench clean format
+.PHONY: all deps deps-test build run test soak test-unit test-browser test-asan check-includes fuzz fuzz-smoke bench clean format
 
 all: build
 
@@ -48,6 +48,10 @@ fuzz-smoke: fuzz-build
 
 fuzz: fuzz-build
 	scripts/fuzz.sh $(FUZZ_BUILD) $${FUZZ_SECONDS:-180}
+
+soak: build
+	@scripts/install-deps.sh bench
+	scripts/soak.sh $(BUILD)
 
 bench: build
 	@scripts/install-deps.sh bench

@@ -32,9 +32,9 @@ typedef struct core_config {
     char data_dir[CORE_CONFIG_STR];  /* local state: SQLite file, generated secret */
     char store_url[CORE_CONFIG_STR]; /* "" = SQLite in data_dir; postgres://... */
     /* auth */
-    char jwt_secret[CORE_CONFIG_STR]; /* HS256 secret; empty = data_dir/jwt.secret */
-    int token_ttl_s;                  /* lifetime of issued tokens */
-    int resume_grace_s;               /* a dropped session keeps its entity this long (s) */
+    char jwt_secret[CORE_CONFIG_STR];   /* HS256 secret; empty = data_dir/jwt.secret */
+    int token_ttl_s;                    /* lifetime of issued tokens */
+    int resume_grace_s;                 /* a dropped session keeps its entity this long (s) */
     char jwt_keys_dir[CORE_CONFIG_STR]; /* <kid>.pem provider public keys; empty = none */
     char jwt_issuer[CORE_CONFIG_STR];   /* iss required of provider tokens */
     char jwt_audience[CORE_CONFIG_STR]; /* aud required of provider tokens */
@@ -44,19 +44,19 @@ typedef struct core_config {
     int login_fail_per_addr;            /* failed logins per address per window */
     int login_fail_window_s;            /* the window of both (s) */
     /* world */
-    int world_w;                    /* world width in units */
-    int world_h;                    /* world height in units */
-    int cell_size;                  /* region cell side in units */
-    int shards;                     /* shard threads; 0 = number of cores */
-    int tick_hz;                    /* simulation rate */
-    int npcs;                       /* wandering NPCs in the whole world */
-    uint64_t seed;                  /* world seed (NPC spawns, wandering) */
-    char map_file[CORE_CONFIG_STR]; /* static obstacles; empty = none */
+    int world_w;                      /* world width in units */
+    int world_h;                      /* world height in units */
+    int cell_size;                    /* region cell side in units */
+    int shards;                       /* shard threads; 0 = number of cores */
+    int tick_hz;                      /* simulation rate */
+    int npcs;                         /* wandering NPCs in the whole world */
+    uint64_t seed;                    /* world seed (NPC spawns, wandering) */
+    char map_file[CORE_CONFIG_STR];   /* static obstacles; empty = none */
     char items_file[CORE_CONFIG_STR]; /* items seeded into an empty world; empty = none */
-    double player_speed;            /* units per second */
-    double npc_speed;               /* units per second */
-    double entity_radius;           /* collision radius in units */
-    int snapshot_interval_s;        /* cell snapshot period; 0 = no snapshots, no tick log */
+    double player_speed;              /* units per second */
+    double npc_speed;                 /* units per second */
+    double entity_radius;             /* collision radius in units */
+    int snapshot_interval_s;          /* cell snapshot period; 0 = no snapshots, no tick log */
     /* area of interest */
     double aoi_radius;       /* units */
     int aoi_max_entities;    /* per client known-set cap */

@@ -69,10 +69,9 @@ int gw_acct_setup(gw *g)
     static const char help[] = "Logins refused with 429 after too many failures, by key";
     a->c_limited_account = core_metrics_counter(g->m, name, help, "by=\"account\"");
     a->c_limited_addr = core_metrics_counter(g->m, name, help, "by=\"address\"");
-    a->c_refresh_reused =
-        core_metrics_counter(g->m, "tessera_refresh_reused_total",
-                             "Used refresh tokens presented again (all of the account revoked)",
-                             NULL);
+    a->c_refresh_reused = core_metrics_counter(
+        g->m, "tessera_refresh_reused_total",
+        "Used refresh tokens presented again (all of the account revoked)", NULL);
     return 0;
 }
 
@@ -128,8 +127,8 @@ void gw_acct_login_failed(gw *g, gw_conn *c, const char *username)
 json_t *gw_acct_token_body(gw *g, const gw_login_result *r)
 {
     json_t *o = json_pack("{s:s, s:s, s:i, s:I, s:s}", "token", r->token, "token_type", "Bearer",
-                          "expires_in", g->cfg.token_ttl_s, "account_id",
-                          (json_int_t)r->account_id, "username", r->username);
+                          "expires_in", g->cfg.token_ttl_s, "account_id", (json_int_t)r->account_id,
+                          "username", r->username);
     if (o == NULL)
         core_die("out of memory");
     if (r->refresh[0]) {
@@ -167,7 +166,8 @@ static json_t *body_object(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
 static const char *refresh_field(json_t *root, bool *bad)
 {
     json_t *v = json_object_get(root, "refresh_token");
-    *bad = v != NULL && (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v));
+    *bad =
+        v != NULL && (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v));
     return v && !*bad ? json_string_value(v) : NULL;
 }
 

@@ -170,8 +170,8 @@ static bool kid_valid(const char *s, size_t n)
 /* Step 2: the header must be a JSON object naming an algorithm we know,
  * optionally a kid, and nothing we would be expected to understand
  * ("crit"). kid gets "" when absent. */
-static int verify_header(const char *b64, size_t n, gw_alg *alg_out,
-                         char kid[GW_AUTH_KID_MAX + 1], const char **reason)
+static int verify_header(const char *b64, size_t n, gw_alg *alg_out, char kid[GW_AUTH_KID_MAX + 1],
+                         const char **reason)
 {
     unsigned char buf[GW_AUTH_HEADER_MAX];
     long len = gw_auth_b64url_decode(b64, n, buf, sizeof buf);
@@ -402,8 +402,8 @@ out:
 }
 
 /* Steps 5-6 for provider tokens: the payload segment, decoded here. */
-static int claims_external(const gw_auth *a, const char *p, size_t n, int64_t now,
-                           gw_claims *out, const char **reason)
+static int claims_external(const gw_auth *a, const char *p, size_t n, int64_t now, gw_claims *out,
+                           const char **reason)
 {
     unsigned char buf[GW_AUTH_TOKEN_MAX];
     long len = gw_auth_b64url_decode(p, n, buf, sizeof buf);

@@ -47,7 +47,7 @@ typedef struct gw_claims {
     uint32_t account_id;
     char username[33];
     int64_t exp;          /* unix seconds */
-    bool is_external;     /* verified with a provider's key (kid), not ours */
+    bool is_external;     /* a provider's token: account_id is its subject (sub) */
     uint8_t token_id[16]; /* SHA-256 of the payload segment, cut: the revocation key */
 } gw_claims;
 
@@ -141,11 +141,12 @@ int gw_login_submit(gw_login *l, uint64_t cookie, const char *username, const ch
  * Returns 0 or GW_AUTH_E_BUSY. Gateway thread. */
 int gw_login_submit_load(gw_login *l, uint64_t cookie, uint32_t account_id);
 
-/* Queues the entry of an external (provider) account: the account row
- * is checked, or created with an unusable password, before the player
- * load. A conflicting row gives status GW_AUTH_E_ACCOUNT. Returns 0 or
- * GW_AUTH_E_BUSY. Gateway thread. */
-int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t account_id,
+/* Queues the entry of a token provider's user: its subject is mapped to
+ * an account of ours (created on first entry, with an unusable password),
+ * whose id comes back in the result's account_id, then the player load
+ * as above. A name taken by another account gives GW_AUTH_E_ACCOUNT.
+ * Returns 0 or GW_AUTH_E_BUSY. Gateway thread. */
+int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t subject,
                                   const char *username);
 
 /* Queues a refresh: the refresh token (text as presented) is used up and

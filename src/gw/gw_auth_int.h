@@ -45,7 +45,7 @@ typedef struct gw_revoked {
     int64_t exp; /* unix seconds; 0 = free */
 } gw_revoked;
 
-#define GW_REVOKE_WAYS 8      /* entries per bucket */
+#define GW_REVOKE_WAYS 8       /* entries per bucket */
 #define GW_REVOKE_BUCKETS 4096 /* power of two: 32768 entries, 768 KiB */
 
 struct gw_auth {
@@ -100,7 +100,8 @@ int gw_refresh_issue(struct store *st, int ttl_s, uint32_t account_id, const cha
 void gw_refresh_do(struct store *st, gw_auth *a, int ttl_s, const char *rt, gw_login_result *res);
 /* Revokes rt (if not empty) for access's account (NULL: any account). */
 void gw_logout_do(struct store *st, const gw_claims *access, const char *rt, gw_login_result *res);
-/* Makes sure the external account (id, username) has its row. */
-void gw_external_ensure(struct store *st, uint32_t account_id, const char *username,
-                        gw_login_result *res);
+/* The account of a provider's subject (created on first entry) into
+ * res->account_id; GW_AUTH_E_ACCOUNT when its name is another account's. */
+void gw_external_enter(struct store *st, const gw_auth *a, uint32_t subject, const char *username,
+                       gw_login_result *res);
 #endif

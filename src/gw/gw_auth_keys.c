@@ -347,7 +347,8 @@ int gw_key_verify(const gw_key *k, const char *signing_input, size_t n, const ch
     /* RS256 is RSASSA-PKCS1-v1_5 (RFC 7518 3.3), never PSS. */
     if (ok && k->alg == GW_ALG_RS256)
         ok = EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) > 0;
-    ok = ok && EVP_DigestVerify(ctx, check, check_len, (const unsigned char *)signing_input, n) == 1;
+    ok =
+        ok && EVP_DigestVerify(ctx, check, check_len, (const unsigned char *)signing_input, n) == 1;
     EVP_MD_CTX_free(ctx);
     OPENSSL_free(der);
     if (!ok) {

@@ -196,7 +196,7 @@ typedef struct login_req {
     int kind;            /* GW_JOB_* */
     uint32_t account_id; /* GW_JOB_LOAD */
     char username[GW_LOGIN_NAME_MAX + 1];
-    char password[GW_LOGIN_PASS_MAX + 1]; /* wiped once used or dropped */
+    char password[GW_LOGIN_PASS_MAX + 1];  /* wiped once used or dropped */
     char refresh[GW_AUTH_REFRESH_LEN + 1]; /* GW_JOB_REFRESH / LOGOUT; "" = none */
     bool is_external;                      /* GW_JOB_LOAD of a provider's account */
     bool has_access;                       /* GW_JOB_LOGOUT: access holds the bearer */
@@ -204,9 +204,9 @@ typedef struct login_req {
 } login_req;
 
 struct gw_login {
-    gw_auth *auth; /* borrowed; outlives the service */
-    registry reg;  /* accounts when there is no store (tests) */
-    store *st;     /* borrowed; NULL = the in-memory registry */
+    gw_auth *auth;     /* borrowed; outlives the service */
+    registry reg;      /* accounts when there is no store (tests) */
+    store *st;         /* borrowed; NULL = the in-memory registry */
     int refresh_ttl_s; /* lifetime of issued refresh tokens, > 0 */
 
     pthread_mutex_t mu;       /* guards everything below except efd and threads */
@@ -280,18 +280,6 @@ static void login_do(gw_login *l, const char *username, const char *password, gw
             } else if (rc == STORE_ERR_EXISTS) {
                 /* created by a concurrent first login: check against it */
                 found = store_find(l, username, &acc, res);
-                /* Or the id was taken: an external provider's account
-                 * (store_account_ensure) sets ids that PostgreSQL's
-                 * sequence does not know. The sequence has moved on. */
-                for (int i = 0; i < 3 && !found && res->status == GW_AUTH_E_CREDENTIALS; i++) {
-                    rc = store_account_create(l->st, &id, username, hash);
-                    if (rc == STORE_OK && id > 0 && id <= UINT32_MAX) {
-                        acc.account_id = (uint32_t)id;
-                        res->status = GW_AUTH_OK;
-                    } else if (rc != STORE_ERR_EXISTS) {
-                        res->status = GW_AUTH_E_STORE;
-                    }
-                }
             } else {
                 res->status = GW_AUTH_E_STORE;
             }
@@ -339,10 +327,11 @@ static void load_do(gw_login *l, const login_req *req, gw_login_result *res)
     res->status = GW_AUTH_OK;
     if (!l->st)
         return;
-    if (req->is_external) {
-        gw_external_ensure(l->st, account_id, req->username, res);
+    if (req->is_external) { /* account_id is the provider's subject */
+        gw_external_enter(l->st, l->auth, account_id, req->username, res);
         if (res->status != GW_AUTH_OK)
             return;
+        account_id = res->account_id;
     }
     store_player p;
     int rc = store_player_load(l->st, &p, account_id);
@@ -533,7 +522,7 @@ static void queue_push(gw_login *l)
     pthread_mutex_unlock(&l->mu);
 }
 
-int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t account_id,
+int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t subject,
                                   const char *username)
 {
     pthread_mutex_lock(&l->mu);
@@ -544,7 +533,7 @@ int gw_login_submit_load_external(gw_login *l, uint64_t cookie, uint32_t account
     }
     slot->cookie = cookie;
     slot->kind = GW_JOB_LOAD;
-    slot->account_id = account_id;
+    slot->account_id = subject;
     slot->is_external = true;
     snprintf(slot->username, sizeof slot->username, "%s", username);
     queue_push(l);

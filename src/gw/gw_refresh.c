@@ -1,6 +1,7 @@
 /* gw_refresh.c - the login workers' jobs for refresh tokens (issue on
  * login, exchange on /api/refresh, revoke on /api/logout) and for the
- * first entry of an external provider's account. The store calls block,
+ * entry of an external provider's account (its subject mapped to an
+ * account of ours, created on first entry). The store calls block,
  * which is why these run on the workers and never on the gateway thread.
  *
  * A refresh token is 32 random bytes in base64url (gw_auth_refresh_new);
@@ -100,18 +101,23 @@ void gw_logout_do(store *st, const gw_claims *access, const char *rt, gw_login_r
     }
 }
 
-void gw_external_ensure(store *st, uint32_t account_id, const char *username,
-                        gw_login_result *res)
+void gw_external_enter(store *st, const gw_auth *a, uint32_t subject, const char *username,
+                       gw_login_result *res)
 {
     if (st == NULL)
-        return;
-    int rc = store_account_ensure(st, account_id, username, GW_EXTERNAL_PW_HASH);
+        return; /* tests without a store: the subject stands in for the id */
+    char sub[16];
+    snprintf(sub, sizeof sub, "%u", subject);
+    int64_t id = 0;
+    int rc = store_account_external(st, &id, a->ext_issuer, sub, username, GW_EXTERNAL_PW_HASH);
     if (rc == STORE_ERR_CONFLICT) {
-        core_log(CORE_LOG_WARN, "gw", NULL, "external token refused: %s", store_errmsg(st));
-        res->status = GW_AUTH_E_ACCOUNT;
-    } else if (rc != STORE_OK) {
-        core_log(CORE_LOG_ERROR, "gw", NULL, "account %u: ensure failed: %s", account_id,
+        core_log(CORE_LOG_WARN, "gw", NULL, "external token of %s refused: %s", sub,
                  store_errmsg(st));
+        res->status = GW_AUTH_E_ACCOUNT;
+    } else if (rc != STORE_OK || id <= 0 || id > UINT32_MAX) {
+        core_log(CORE_LOG_ERROR, "gw", NULL, "external account %s: %s", sub, store_errmsg(st));
         res->status = GW_AUTH_E_STORE;
+    } else {
+        res->account_id = (uint32_t)id;
     }
 }

@@ -401,8 +401,8 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
         }
     }
     c->is_upgrade_sub = sub != NULL;
-    int rc = claims.is_external ? gw_login_submit_load_external(g->login, c->id,
-                                                                claims.account_id, claims.username)
+    int rc = claims.is_external ? gw_login_submit_load_external(g->login, c->id, claims.account_id,
+                                                                claims.username)
                                 : gw_login_submit_load(g->login, c->id, claims.account_id);
     if (rc != 0) {
         respond_error(g, c, 503, "busy", "too many sessions starting; retry later", true);
@@ -427,6 +427,7 @@ static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
         respond_error(g, c, 503, "unavailable", "player store unavailable; retry later", true);
         return;
     }
+    c->account_id = r->account_id; /* a provider's subject becomes our account id */
     char head[256];
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"

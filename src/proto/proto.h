@@ -281,12 +281,13 @@ typedef struct proto_pickup {
 } proto_pickup;
 typedef struct proto_drop {
     uint32_t req;
-    uint8_t slot; /* < PROTO_INV_SLOTS */
+    uint8_t slot; /* the shard refuses >= PROTO_INV_SLOTS */
 } proto_drop;
 
 /* Stateless checks of client records: PROTO_ERR_NONE, MALFORMED (wrong
- * size), BAD_SLOT (slot out of range) or BAD_TEXT (chat: empty, too long,
- * not UTF-8, or C0/DEL control characters). */
+ * size) or BAD_TEXT (chat: empty, too long, not UTF-8, or C0/DEL control
+ * characters). An entity id 0 or a slot out of range decode: the shard
+ * refuses them with a RESULT, which a malformed body cannot get. */
 proto_err proto_pickup_decode(proto_pickup *out, const uint8_t *body, size_t len);
 proto_err proto_drop_decode(proto_drop *out, const uint8_t *body, size_t len);
 proto_err proto_chat_check(const uint8_t *text, size_t len);

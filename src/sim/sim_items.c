@@ -41,11 +41,11 @@ enum { CELL_UNLOADED = 0, CELL_LOADING, CELL_LOADED };
 
 /* A pickup or drop waiting for its store completion (owner side). */
 typedef struct item_action {
-    uint64_t token;      /* store completion token */
-    uint8_t action;      /* PROTO_ACT_* */
-    uint16_t requester;  /* shard of the player */
-    uint32_t session_id; /* the player */
-    uint32_t req;        /* the client's request id */
+    uint64_t token;       /* store completion token */
+    uint8_t action;       /* PROTO_ACT_* */
+    uint16_t requester;   /* shard of the player */
+    uint32_t session_id;  /* the player */
+    uint32_t req;         /* the client's request id */
     uint32_t item_entity; /* pickup: the reserved item */
     uint8_t slot;         /* inventory slot */
     float x, y;           /* drop: where the item will lie */
@@ -92,9 +92,8 @@ void sim_shard_set_loader(sim_shard *s, sim_loader *l, core_metrics *m)
             it->m_done[a][e] = core_metrics_counter(
                 m, "tessera_item_actions_total", "Pickups and drops finished, by outcome", labels);
         }
-    it->m_cells_loaded =
-        core_metrics_counter(m, "tessera_item_cells_loaded_total", "Cells whose items were loaded",
-                             NULL);
+    it->m_cells_loaded = core_metrics_counter(m, "tessera_item_cells_loaded_total",
+                                              "Cells whose items were loaded", NULL);
     it->m_chat_lines = core_metrics_counter(m, "tessera_chat_lines_total", "Chat lines said", NULL);
     s->items = it;
 }
@@ -162,8 +161,8 @@ static uint32_t spawn_item(sim_shard *s, const proto_loaded_item *li)
     float x = li->x, y = li->y;
     sim_clamp_world(s, &x, &y);
     if (spatial_cellmap_owner(s->cells, x, y) != s->index) {
-        core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: item %lld lies outside our cells",
-                 s->index, (long long)li->db_id);
+        core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: item %lld lies outside our cells", s->index,
+                 (long long)li->db_id);
         return SIM_NONE;
     }
     if ((uint64_t)li->db_id > UINT32_MAX - 1) {
@@ -375,8 +374,7 @@ static void set_reason(proto_result *res, proto_err code, const char *reason)
 
 /* A request refused before reaching the store: RESULT (and ERROR when the
  * request itself was invalid). */
-static void refuse(sim_shard *s, uint32_t ci, proto_result *res, proto_err code,
-                   const char *reason)
+static void refuse(sim_shard *s, uint32_t ci, proto_result *res, proto_err code, const char *reason)
 {
     if (code == PROTO_ERR_NOT_AN_ITEM || code == PROTO_ERR_OUT_OF_REACH ||
         code == PROTO_ERR_BAD_SLOT)
@@ -410,9 +408,9 @@ static item_action *action_push(struct sim_items *it)
 /* Owner side: reserve the item and submit the take. */
 static void owner_take(sim_shard *s, const proto_item_take *t)
 {
-    proto_result res = {.req = t->req, .action = PROTO_ACT_PICKUP, .entity_id = t->item_entity,
-                        .slot = t->slot};
-    uint32_t e = core_idmap_get(&s->ids, t->item_entity);
+    proto_result res = {
+        .req = t->req, .action = PROTO_ACT_PICKUP, .entity_id = t->item_entity, .slot = t->slot};
+    uint32_t e = t->item_entity ? core_idmap_get(&s->ids, t->item_entity) : CORE_IDMAP_NONE;
     if (e == CORE_IDMAP_NONE || (s->flags[e] & SIM_F_GHOST) || s->kind[e] != PROTO_KIND_ITEM ||
         !s->items) {
         set_reason(&res, PROTO_ERR_ITEM_GONE, "the item is gone");
@@ -461,7 +459,7 @@ void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p)
         refuse(s, ci, &res, PROTO_ERR_STORE_UNAVAILABLE, "inventory not loaded yet");
         return;
     }
-    uint32_t e = core_idmap_get(&s->ids, p->entity_id);
+    uint32_t e = p->entity_id ? core_idmap_get(&s->ids, p->entity_id) : CORE_IDMAP_NONE;
     if (e == CORE_IDMAP_NONE || s->kind[e] != PROTO_KIND_ITEM) {
         refuse(s, ci, &res, PROTO_ERR_NOT_AN_ITEM, "no such item near you");
         return;
@@ -508,7 +506,12 @@ void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p)
 void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d)
 {
     sim_client *c = &s->clients[ci];
-    proto_result res = {.req = d->req, .action = PROTO_ACT_DROP, .slot = d->slot};
+    proto_result res = {.req = d->req, .action = PROTO_ACT_DROP};
+    if (d->slot >= PROTO_INV_SLOTS) { /* RESULT slot 0: the field holds a real slot */
+        refuse(s, ci, &res, PROTO_ERR_BAD_SLOT, "no such inventory slot");
+        return;
+    }
+    res.slot = d->slot;
     if (c->inv_state != SIM_INV_LOADED) {
         refuse(s, ci, &res, PROTO_ERR_STORE_UNAVAILABLE, "inventory not loaded yet");
         return;
@@ -561,8 +564,8 @@ static void on_completion(sim_shard *s, const store_completion *sc)
     while (k < it->n_acts && it->acts[k].token != sc->token)
         k++;
     if (k == it->n_acts) {
-        core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: completion of unknown token %llu",
-                 s->index, (unsigned long long)sc->token);
+        core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: completion of unknown token %llu", s->index,
+                 (unsigned long long)sc->token);
         return;
     }
     item_action a = it->acts[k];
@@ -582,8 +585,8 @@ static void on_completion(sim_shard *s, const store_completion *sc)
     }
     if (a.action == PROTO_ACT_PICKUP) {
         uint32_t e = core_idmap_get(&s->ids, a.item_entity);
-        bool ours = e != CORE_IDMAP_NONE && s->kind[e] == PROTO_KIND_ITEM &&
-                    !(s->flags[e] & SIM_F_GHOST);
+        bool ours =
+            e != CORE_IDMAP_NONE && s->kind[e] == PROTO_KIND_ITEM && !(s->flags[e] & SIM_F_GHOST);
         if (ours && ok)
             remove_item(s, e); /* gone for everyone from this tick on */
         else if (ours)

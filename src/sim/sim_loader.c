@@ -21,10 +21,10 @@
 enum { REQ_CELL = 1, REQ_INVENTORY };
 
 typedef struct load_req {
-    uint8_t type;        /* REQ_* */
-    uint16_t shard;      /* who asked: the result goes to its inbox */
-    uint32_t key;        /* REQ_CELL: cell index; REQ_INVENTORY: session id */
-    int64_t account_id;  /* REQ_INVENTORY */
+    uint8_t type;       /* REQ_* */
+    uint16_t shard;     /* who asked: the result goes to its inbox */
+    uint32_t key;       /* REQ_CELL: cell index; REQ_INVENTORY: session id */
+    int64_t account_id; /* REQ_INVENTORY */
 } load_req;
 
 struct sim_loader {
@@ -56,8 +56,8 @@ static void load_cell(sim_loader *l, const load_req *q)
         const store_item *it = &items[i];
         /* the wire carries u8 kinds and u16 quantities: the content file
          * and the actions keep to that, so anything else is a foreign row */
-        if (it->item_kind < 1 || it->item_kind > 255 || it->quantity < 1 ||
-            it->quantity > 65535 || it->id <= 0) {
+        if (it->item_kind < 1 || it->item_kind > 255 || it->quantity < 1 || it->quantity > 65535 ||
+            it->id <= 0) {
             core_log(CORE_LOG_WARN, "sim", NULL, "world item %lld skipped: kind %d quantity %d",
                      (long long)it->id, (int)it->item_kind, (int)it->quantity);
             continue;

@@ -194,9 +194,9 @@ static struct sim_log *log_create(sim_shard *s)
     l->map_sum = sim_map_checksum(s->map);
     char labels[32];
     snprintf(labels, sizeof labels, "shard=\"%u\"", s->index);
-    l->m_records = core_metrics_counter(s->metrics, "tessera_cell_log_records_total",
-                                        "Tick-log records submitted (one per active cell per tick)",
-                                        labels);
+    l->m_records =
+        core_metrics_counter(s->metrics, "tessera_cell_log_records_total",
+                             "Tick-log records submitted (one per active cell per tick)", labels);
     l->m_bytes = core_metrics_counter(s->metrics, "tessera_cell_log_bytes_total",
                                       "Bytes of tick-log records submitted", labels);
     l->m_snapshots = core_metrics_counter(s->metrics, "tessera_cell_snapshots_total",
@@ -454,8 +454,7 @@ static void submit_record(sim_shard *s, uint32_t cell, uint64_t hash)
     if (c->last_tick == 0)
         c->need_snapshot = true; /* the cell's first record: replays start here */
     c->last_tick = tick;         /* even if refused: the chain must show the hole */
-    if (store_submit(s->st, l->cq, SIM_LOG_TOKEN(STORE_ACT_EVENT, cell, s->tick), &a) !=
-        STORE_OK) {
+    if (store_submit(s->st, l->cq, SIM_LOG_TOKEN(STORE_ACT_EVENT, cell, s->tick), &a) != STORE_OK) {
         if (core_counter_get(l->m_refused) % 1000 == 0)
             CORE_WARN("sim", "shard %u: tick log record of cell %u refused: %s", s->index, cell,
                       store_errmsg(s->st));

@@ -20,7 +20,7 @@
 
 #define SIM_LOG_EVENT_KIND 1001 /* events.kind of a tick-log record */
 #define SIM_LOG_VERSION 1
-#define SIM_LOG_CQ_BASE 32 /* shard i polls store completion queue 32 + i */
+#define SIM_LOG_CQ_BASE 32         /* shard i polls store completion queue 32 + i */
 #define SIM_SNAP_MAGIC 0x504e5354u /* "TSNP" as a little-endian u32 */
 #define SIM_SNAP_VERSION 1
 #define SIM_SNAP_MAX_ENTITIES (1u << 20)
@@ -28,11 +28,11 @@
 /* One entity's full state as logged: what a replay needs to simulate it.
  * Players carry nothing of their session or account. */
 typedef struct sim_ent_rec {
-    uint32_t id; /* != 0 */
-    uint8_t kind; /* PROTO_KIND_* */
-    float x, y;   /* units, finite */
-    float dir_x, dir_y; /* heading, finite */
-    float speed;        /* units per second, finite */
+    uint32_t id;          /* != 0 */
+    uint8_t kind;         /* PROTO_KIND_* */
+    float x, y;           /* units, finite */
+    float dir_x, dir_y;   /* heading, finite */
+    float speed;          /* units per second, finite */
     uint32_t wander_tick; /* NPCs: tick of the next heading change */
     char name[PROTO_NAME_MAX + 1];
 } sim_ent_rec;
@@ -79,8 +79,8 @@ int sim_tl_validate(const void *p, size_t len, char *err, size_t err_len);
 /* A decoded snapshot. */
 typedef struct sim_snap {
     uint32_t cell;
-    uint32_t tick;     /* the shard's tick */
-    int64_t run_base;  /* store tick = run_base + tick (see sim_log.c) */
+    uint32_t tick;    /* the shard's tick */
+    int64_t run_base; /* store tick = run_base + tick (see sim_log.c) */
     uint64_t seed;    /* world seed */
     uint64_t map_sum; /* sim_map_checksum of the obstacles */
     uint32_t world_w, world_h;
@@ -114,8 +114,7 @@ int sim_ent_read(core_rd *r, sim_ent_rec *out); /* 0 or -1 */
 
 /* Snapshot of a cell of s at its current tick (sim_snapshot.c). */
 void sim_snap_encode(core_buf *out, const sim_shard *s, uint32_t cell, const sim_member *m,
-                     size_t n, uint64_t hash, int64_t seq_hint, int64_t run_base,
-                     uint64_t map_sum);
+                     size_t n, uint64_t hash, int64_t seq_hint, int64_t run_base, uint64_t map_sum);
 /* At the end of a tick, after cell's tick-log record: submits a snapshot
  * of it when one is due or needed. */
 void sim_snapshot_maybe(sim_shard *s, uint32_t cell, uint64_t hash);
@@ -131,15 +130,15 @@ void sim_ent_overwrite(sim_shard *s, uint32_t slot, const sim_ent_rec *e);
 /* ---- live capture state (sim_log.c) ---- */
 
 typedef struct sim_log_cell {
-    core_buf buf;        /* this tick's records so far (no header, no HASH) */
-    sim_member *mem;     /* entities logged in the cell, ascending id */
+    core_buf buf;    /* this tick's records so far (no header, no HASH) */
+    sim_member *mem; /* entities logged in the cell, ascending id */
     uint32_t n_mem, mem_cap;
-    int64_t last_tick;   /* store tick of the last record submitted; 0: none yet */
-    uint32_t next_snap;  /* the next scheduled snapshot tick */
-    int64_t seq_hint;    /* highest committed seq of this cell's log events */
-    bool has_step;       /* STEP written this tick */
-    bool is_active;      /* on the active list */
-    bool need_snapshot;  /* snapshot at the end of this tick: first record, or a log hole */
+    int64_t last_tick;  /* store tick of the last record submitted; 0: none yet */
+    uint32_t next_snap; /* the next scheduled snapshot tick */
+    int64_t seq_hint;   /* highest committed seq of this cell's log events */
+    bool has_step;      /* STEP written this tick */
+    bool is_active;     /* on the active list */
+    bool need_snapshot; /* snapshot at the end of this tick: first record, or a log hole */
 } sim_log_cell;
 
 struct sim_log {
@@ -147,8 +146,8 @@ struct sim_log {
     sim_log_cell *cells; /* indexed by cell; only cells this shard owns are used */
     uint32_t *active;    /* cells with members or records this tick */
     uint32_t n_active;
-    uint32_t cap; /* slots the per-slot arrays cover */
-    uint32_t *cell_of; /* per slot: the cell it is logged in, SIM_NONE if none */
+    uint32_t cap;          /* slots the per-slot arrays cover */
+    uint32_t *cell_of;     /* per slot: the cell it is logged in, SIM_NONE if none */
     uint32_t (*shadow)[7]; /* per slot: state bits at the end of the last tick */
     uint32_t *contact_tick, *contact_cell; /* per slot: last CONTACT written */
     bool after_step;                       /* the movement step has started */

@@ -115,8 +115,7 @@ static void collide_disp(sim_shard *s, uint32_t i, float *out_x, float *out_y)
          * made in bucket order would drop different neighbours */
         s->col_cand_cap = n * 2;
         s->col_cand = grow_array(s->col_cand, s->col_cand_cap, sizeof *s->col_cand);
-        n = spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand,
-                                 s->col_cand_cap);
+        n = spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand, s->col_cand_cap);
     }
     if (n > s->col_near_cap) {
         s->col_near_cap = n * 2;

@@ -32,7 +32,7 @@ typedef struct replay {
     const spatial_cellmap *cells;
     uint32_t cell;
     int64_t run_base;
-    int64_t last_tick; /* store tick of the last state: the snapshot, then each record */
+    int64_t last_tick;  /* store tick of the last state: the snapshot, then each record */
     uint32_t *contacts; /* slots of this tick's CONTACT ghosts */
     uint32_t n_contacts, contacts_cap;
     sim_member *mem;
@@ -299,16 +299,16 @@ static int load_snapshot(replay *rp, store *st, const core_config *cfg, const si
     free(data);
     rc = check_world(rp, &sn, cfg, map);
     if (rc == 0 && sn.run_base + sn.tick != stick)
-        rc = fail(rp, 1, "snapshot at store tick %lld refused: it says tick %lld",
-                  (long long)stick, (long long)(sn.run_base + sn.tick));
+        rc = fail(rp, 1, "snapshot at store tick %lld refused: it says tick %lld", (long long)stick,
+                  (long long)(sn.run_base + sn.tick));
     if (rc == 0 && until_tick && until_tick < sn.tick)
         rc = fail(rp, 2, "--until-tick %u is before the newest valid snapshot (tick %u)",
                   until_tick, sn.tick);
     for (uint32_t i = 0; rc == 0 && i < sn.n; i++) {
         if (!in_world(rp, &sn.ents[i]) ||
             spatial_cellmap_cell(rp->cells, sn.ents[i].x, sn.ents[i].y) != rp->cell)
-            rc = fail(rp, 1, "snapshot at tick %u refused: entity %u is outside the cell",
-                      sn.tick, sn.ents[i].id);
+            rc = fail(rp, 1, "snapshot at tick %u refused: entity %u is outside the cell", sn.tick,
+                      sn.ents[i].id);
         else
             sim_ent_restore(rp->w, &sn.ents[i]);
     }

@@ -131,8 +131,7 @@ uint64_t sim_shard_cell_hash(const sim_shard *s, uint32_t cell, uint32_t *out_n)
 /* ---- snapshot codec ---- */
 
 void sim_snap_encode(core_buf *out, const sim_shard *s, uint32_t cell, const sim_member *m,
-                     size_t n, uint64_t hash, int64_t seq_hint, int64_t run_base,
-                     uint64_t map_sum)
+                     size_t n, uint64_t hash, int64_t seq_hint, int64_t run_base, uint64_t map_sum)
 {
     core_buf_u32(out, SIM_SNAP_MAGIC);
     core_buf_u8(out, SIM_SNAP_VERSION);
@@ -222,8 +221,7 @@ void sim_snapshot_maybe(sim_shard *s, uint32_t cell, uint64_t hash)
     if (!c->need_snapshot && (int32_t)(s->tick - c->next_snap) < 0)
         return;
     core_buf_reset(&l->enc);
-    sim_snap_encode(&l->enc, s, cell, c->mem, c->n_mem, hash, c->seq_hint, l->run_base,
-                    l->map_sum);
+    sim_snap_encode(&l->enc, s, cell, c->mem, c->n_mem, hash, c->seq_hint, l->run_base, l->map_sum);
     store_action a = {.kind = STORE_ACT_SNAPSHOT,
                       .cell = cell,
                       .tick = l->run_base + s->tick,

@@ -170,12 +170,14 @@ int store_events_read(store *s, store_event **out, size_t *out_n, int64_t cell, 
                       size_t max);
 void store_events_free(store_event *ev, size_t n);
 
-/* Accounts of external token providers (store_refresh.c): makes sure the
- * row (id, username) exists, creating it with pw_hash (an unusable one, so
- * no password login reaches it). OK when it exists or was created;
- * CONFLICT when id belongs to another username or username to another
- * id. Any thread. */
-int store_account_ensure(store *s, int64_t id, const char *username, const char *pw_hash);
+/* Accounts of external token providers (store_refresh.c): the account of
+ * (issuer, subject) into *out_id; on first entry an account named
+ * username is created with pw_hash (an unusable one, so no password login
+ * reaches it) and mapped, in one transaction. CONFLICT when, on first
+ * entry, username is another account's. Any thread. */
+#define STORE_SUBJECT_MAX 256 /* bytes of issuer and of subject, NUL included */
+int store_account_external(store *s, int64_t *out_id, const char *issuer, const char *subject,
+                           const char *username, const char *pw_hash);
 
 /* Refresh tokens, by the SHA-256 of the token (the token is never
  * stored). Any thread. */
@@ -238,9 +240,9 @@ enum {
     STORE_OP_SNAPSHOT, /* snapshot write and read */
     STORE_OP_EVENTS,   /* event append and read */
     STORE_OP_MIGRATE,
-    STORE_OP_FLUSH,  /* the store thread's player batch */
-    STORE_OP_APPLY,  /* one reliable action inside the group transaction */
-    STORE_OP_COMMIT, /* the store thread's commits (flush and group) */
+    STORE_OP_FLUSH,   /* the store thread's player batch */
+    STORE_OP_APPLY,   /* one reliable action inside the group transaction */
+    STORE_OP_COMMIT,  /* the store thread's commits (flush and group) */
     STORE_OP_REFRESH, /* refresh token calls */
     STORE_OP_N,
     STORE_OP_ANY = -1

@@ -46,12 +46,18 @@ static const migration migrations[] = {
      "CREATE INDEX events_cell_seq ON events (cell, seq);\n"},
     /* Refresh tokens, stored as the hex SHA-256 of the token text (the
      * token itself never reaches the database). used: when it was
-     * exchanged (0 = not yet); revoked: 1 after logout or theft. */
-    {2, "refresh tokens",
+     * exchanged (0 = not yet); revoked: 1 after logout or theft.
+     * External accounts: a token provider's (issuer, subject) -> the
+     * account (an accounts row with an unusable password) made for it on
+     * first entry; our ids stay ours, whatever the provider's are. */
+    {2, "refresh tokens and external accounts",
      "CREATE TABLE refresh_tokens (hash TEXT PRIMARY KEY, account_id BIGINT NOT NULL, "
      "  username TEXT NOT NULL, expires BIGINT NOT NULL, used BIGINT NOT NULL, "
      "  revoked INTEGER NOT NULL);\n"
-     "CREATE INDEX refresh_tokens_account ON refresh_tokens (account_id);\n"},
+     "CREATE INDEX refresh_tokens_account ON refresh_tokens (account_id);\n"
+     "CREATE TABLE external_accounts (issuer TEXT NOT NULL, subject TEXT NOT NULL, "
+     "  account_id BIGINT NOT NULL UNIQUE, created BIGINT NOT NULL, "
+     "  PRIMARY KEY (issuer, subject));\n"},
 };
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))
 

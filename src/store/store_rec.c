@@ -82,11 +82,13 @@ const char *const store_sql[STORE_SQL_N] = {
         "SELECT account_id, used, revoked, expires FROM refresh_tokens WHERE hash = ?",
     [STORE_SQL_REFRESH_REVOKE_ACCOUNT] =
         "UPDATE refresh_tokens SET revoked = 1 WHERE account_id = ? AND revoked = 0",
-    [STORE_SQL_REFRESH_REVOKE_ONE] = "UPDATE refresh_tokens SET revoked = 1 WHERE hash = ? "
-                                     "AND revoked = 0 AND (account_id = ? OR CAST(? AS BIGINT) = 0)",
-    [STORE_SQL_ACCOUNT_BY_ID] = "SELECT id, username, pw_hash, created FROM accounts WHERE id = ?",
-    [STORE_SQL_ACCOUNT_CREATE_ID] =
-        "INSERT INTO accounts (id, username, pw_hash, created) VALUES (?, ?, ?, ?)",
+    [STORE_SQL_REFRESH_REVOKE_ONE] =
+        "UPDATE refresh_tokens SET revoked = 1 WHERE hash = ? "
+        "AND revoked = 0 AND (account_id = ? OR CAST(? AS BIGINT) = 0)",
+    [STORE_SQL_EXTERNAL_FIND] =
+        "SELECT account_id FROM external_accounts WHERE issuer = ? AND subject = ?",
+    [STORE_SQL_EXTERNAL_INSERT] = "INSERT INTO external_accounts (issuer, subject, account_id, "
+                                  "created) VALUES (?, ?, ?, ?)",
 };
 
 static void put_le(uint8_t *p, uint64_t v, int n)

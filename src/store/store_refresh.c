@@ -18,7 +18,7 @@
 
 typedef struct refresh_args {
     int64_t account_id, expires, now;
-    const char *username, *pw_hash;
+    const char *username;
     char hex[2 * STORE_REFRESH_HASH_BYTES + 1];
     int64_t *out_id;
     char *out_username;
@@ -44,65 +44,79 @@ static int arg_err(store *s, const char *what)
 
 /* ---- external accounts ---- */
 
-typedef struct id_row {
-    int64_t id;
-    char username[STORE_USERNAME_MAX];
-} id_row;
-
-static int row_id_name(void *ctx, const store_val *c, int n)
+static int row_first_int(void *ctx, const store_val *c, int n)
 {
     (void)n;
-    id_row *r = ctx;
-    r->id = c[0].i;
-    snprintf(r->username, sizeof r->username, "%s",
-             c[1].type == STORE_V_TEXT && c[1].s ? c[1].s : "");
+    *(int64_t *)ctx = c[0].i;
     return 1;
 }
 
-static int do_account_ensure(store *s, store_conn *c, void *ctx)
+typedef struct ext_args {
+    const char *issuer, *subject, *username, *pw_hash;
+    int64_t *out_id;
+} ext_args;
+
+/* The mapping of (issuer, subject), or 0. */
+static int ext_find(const store_ops *o, store_conn *c, const ext_args *a, int64_t *id)
 {
-    refresh_args *a = ctx;
+    store_val v[2] = {SV_TEXT(a->issuer), SV_TEXT(a->subject)};
+    *id = 0;
+    return o->query(c, STORE_SQL_EXTERNAL_FIND, v, 2, row_first_int, id, NULL);
+}
+
+static int do_account_external(store *s, store_conn *c, void *ctx)
+{
+    ext_args *a = ctx;
     const store_ops *o = s->ops;
-    id_row by_id = {0}, by_name = {0};
-    store_val v_id[1] = {SV_INT(a->account_id)};
-    int rc = o->query(c, STORE_SQL_ACCOUNT_BY_ID, v_id, 1, row_id_name, &by_id, NULL);
+    int rc = ext_find(o, c, a, a->out_id);
+    if (rc != STORE_OK || *a->out_id != 0)
+        return rc; /* every entry after the first */
+    /* First entry: the account and its mapping together. A concurrent
+     * first entry of the same subject makes one of the inserts fail with
+     * EXISTS (the second waits on the unique index); it then finds the
+     * winner's mapping. */
+    rc = store__begin(s, c, false);
     if (rc != STORE_OK)
         return rc;
-    if (by_id.id != 0) {
-        if (strcmp(by_id.username, a->username) == 0)
-            return STORE_OK;
-        snprintf(c->err, sizeof c->err, "account %lld is '%s', not '%s'",
-                 (long long)a->account_id, by_id.username, a->username);
-        return STORE_ERR_CONFLICT;
+    int64_t id = 0;
+    store_val va[3] = {SV_TEXT(a->username), SV_TEXT(a->pw_hash), SV_INT(core_wall_s())};
+    rc = o->query(c, STORE_SQL_ACCOUNT_CREATE, va, 3, row_first_int, &id, NULL);
+    if (rc == STORE_OK) {
+        store_val vm[4] = {SV_TEXT(a->issuer), SV_TEXT(a->subject), SV_INT(id),
+                           SV_INT(core_wall_s())};
+        rc = o->query(c, STORE_SQL_EXTERNAL_INSERT, vm, 4, NULL, NULL, NULL);
     }
-    store_val v[4] = {SV_INT(a->account_id), SV_TEXT(a->username), SV_TEXT(a->pw_hash),
-                      SV_INT(core_wall_s())};
-    rc = o->query(c, STORE_SQL_ACCOUNT_CREATE_ID, v, 4, NULL, NULL, NULL);
+    if (rc == STORE_OK)
+        rc = store__commit(s, c);
+    if (rc == STORE_OK) {
+        *a->out_id = id;
+        return STORE_OK;
+    }
+    store__rollback(s, c);
     if (rc != STORE_ERR_EXISTS)
         return rc;
-    /* Lost a race for the id (then it may be ours now) or the name is
-     * another account's. */
-    by_id.id = 0;
-    rc = o->query(c, STORE_SQL_ACCOUNT_BY_ID, v_id, 1, row_id_name, &by_id, NULL);
-    if (rc == STORE_OK && by_id.id != 0 && strcmp(by_id.username, a->username) == 0)
-        return STORE_OK;
-    store_val v_name[1] = {SV_TEXT(a->username)};
-    if (rc == STORE_OK)
-        rc = o->query(c, STORE_SQL_ACCOUNT_FIND, v_name, 1, row_id_name, &by_name, NULL);
-    if (rc != STORE_OK)
+    rc = ext_find(o, c, a, a->out_id);
+    if (rc != STORE_OK || *a->out_id != 0)
         return rc;
-    snprintf(c->err, sizeof c->err, "username '%s' belongs to account %lld, not %lld",
-             a->username, (long long)by_name.id, (long long)a->account_id);
+    snprintf(c->err, sizeof c->err, "username '%s' belongs to another account", a->username);
     return STORE_ERR_CONFLICT;
 }
 
-int store_account_ensure(store *s, int64_t id, const char *username, const char *pw_hash)
+int store_account_external(store *s, int64_t *out_id, const char *issuer, const char *subject,
+                           const char *username, const char *pw_hash)
 {
-    if (id <= 0 || !username || !*username || strlen(username) >= STORE_USERNAME_MAX ||
-        !pw_hash || !*pw_hash || strlen(pw_hash) >= STORE_PWHASH_MAX)
-        return arg_err(s, "account id > 0, username and password hash non-empty and short");
-    refresh_args a = {.account_id = id, .username = username, .pw_hash = pw_hash};
-    return store__sync(s, STORE_OP_ACCOUNT_CREATE, false, do_account_ensure, &a);
+    *out_id = 0;
+    if (!issuer || !*issuer || strlen(issuer) >= STORE_SUBJECT_MAX || !subject || !*subject ||
+        strlen(subject) >= STORE_SUBJECT_MAX || !username || !*username ||
+        strlen(username) >= STORE_USERNAME_MAX || !pw_hash || !*pw_hash ||
+        strlen(pw_hash) >= STORE_PWHASH_MAX)
+        return arg_err(s, "issuer, subject, username and password hash non-empty and short");
+    ext_args a = {.issuer = issuer,
+                  .subject = subject,
+                  .username = username,
+                  .pw_hash = pw_hash,
+                  .out_id = out_id};
+    return store__sync(s, STORE_OP_ACCOUNT_CREATE, false, do_account_external, &a);
 }
 
 /* ---- refresh tokens ---- */
@@ -179,7 +193,9 @@ static int do_refresh_take(store *s, store_conn *c, void *ctx)
         return rc;
     if (!r.found || r.used == 0) {
         snprintf(c->err, sizeof c->err, "refresh token %s",
-                 !r.found ? "unknown" : r.revoked ? "revoked" : "expired");
+                 !r.found    ? "unknown"
+                 : r.revoked ? "revoked"
+                             : "expired");
         return STORE_ERR_NOTFOUND;
     }
     /* Used before: revoke the whole family, whatever else holds. */

@@ -1,7 +1,10 @@
 /* test_auth.c - gw_auth tokens: the issue/verify round trip and the table
- * of attacks from DECISIONS.md ("Auth"), each rejected for its own reason.
- * Malicious tokens are built by hand (base64url of JSON, HMAC by OpenSSL)
- * so the tests do not depend on what libjwt is willing to produce. */
+ * of attacks from DECISIONS.md ("Auth"), each rejected for its own reason,
+ * for our HS256 tokens. Malicious tokens are built by hand (base64url of
+ * JSON, HMAC by OpenSSL) so the tests do not depend on what libjwt is
+ * willing to produce. The provider (RS256/ES256, kid) half of issue 3's
+ * table - alg confusion with the RSA public key, unknown kid, rotation -
+ * is in test_auth_keys.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,6 +236,27 @@ static void test_alg_variants_rejected(void **state)
         const char *t = craft(hdrs[i], payload(&c), EVP_sha256(), SECRET);
         expect(*state, t, strlen(t), GW_AUTH_E_INVALID, "algorithm not allowed");
     }
+}
+
+static void test_kid_local_is_ours(void **state)
+{
+    gw_auth *a = *state;
+    char tok[1024];
+    /* Issued tokens name kid "local" in their header. */
+    assert_int_equal(gw_auth_issue(a, 7, "ada", tok, sizeof tok), 0);
+    unsigned char hdr[256];
+    size_t n = (size_t)(strchr(tok, '.') - tok);
+    EVP_DecodeBlock(hdr, (const unsigned char *)tok, (int)(n / 4 * 4));
+    assert_non_null(strstr((const char *)hdr, "\"kid\":\"local\""));
+    claims_spec c = good_claims();
+    const char *t =
+        craft("{\"alg\":\"HS256\",\"kid\":\"local\"}", payload(&c), EVP_sha256(), SECRET);
+    expect(a, t, strlen(t), GW_AUTH_OK, NULL);
+    /* Any other kid must name a provider key; there are none here. */
+    t = craft("{\"alg\":\"HS256\",\"kid\":\"rsa1\"}", payload(&c), EVP_sha256(), SECRET);
+    expect(a, t, strlen(t), GW_AUTH_E_INVALID, "unknown kid");
+    t = craft("{\"alg\":\"HS256\",\"kid\":\"a/b\"}", payload(&c), EVP_sha256(), SECRET);
+    expect(a, t, strlen(t), GW_AUTH_E_INVALID, "bad kid");
 }
 
 static void test_header_problems_rejected(void **state)
@@ -518,6 +542,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alg_hs512_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alg_rs256_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alg_variants_rejected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kid_local_is_ours, setup, teardown),
         cmocka_unit_test_setup_teardown(test_header_problems_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_other_secret_rejected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_exp_rejected, setup, teardown),

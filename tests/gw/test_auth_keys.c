@@ -108,8 +108,8 @@ static const char *payload(const spec *s)
 {
     static char buf[8192];
     long now = (long)time(NULL);
-    int n = snprintf(buf, sizeof buf, "{\"sub\":\"3000000001\",\"name\":\"ext_ada\",\"iat\":%ld,",
-                     now);
+    int n =
+        snprintf(buf, sizeof buf, "{\"sub\":\"3000000001\",\"name\":\"ext_ada\",\"iat\":%ld,", now);
     n += snprintf(buf + n, sizeof buf - (size_t)n, "\"iss\":\"%s\",\"aud\":\"%s\"",
                   s && s->iss ? s->iss : ISS, s && s->aud ? s->aud : AUD);
     if (!(s && s->no_exp))
@@ -201,8 +201,8 @@ static void test_alg_confusion_hs256_with_rsa_public_key_rejected(void **state)
 static void test_alg_none_and_hmac_variants_with_kid_rejected(void **state)
 {
     fx *f = *state;
-    char *t = ts_jwt_sign("{\"alg\":\"none\",\"kid\":\"rsa1\"}", payload(NULL), NULL, NULL, 0,
-                          NULL);
+    char *t =
+        ts_jwt_sign("{\"alg\":\"none\",\"kid\":\"rsa1\"}", payload(NULL), NULL, NULL, 0, NULL);
     expect_free(f->a, t, GW_AUTH_E_INVALID, "algorithm not allowed");
     t = ts_jwt_sign("{\"alg\":\"HS384\",\"kid\":\"rsa1\"}", payload(NULL), EVP_sha384(), SECRET,
                     strlen(SECRET), NULL);
@@ -226,8 +226,7 @@ static void test_alg_must_match_the_key_type(void **state)
     expect_free(f->a, signed_by("RS256", NULL, g_rsa1, NULL), GW_AUTH_E_INVALID,
                 "algorithm not allowed");
     /* Signed by the other RSA key than the kid names. */
-    expect_free(f->a, signed_by("RS256", "rsa1", g_rsa2, NULL), GW_AUTH_E_INVALID,
-                "bad signature");
+    expect_free(f->a, signed_by("RS256", "rsa1", g_rsa2, NULL), GW_AUTH_E_INVALID, "bad signature");
 }
 
 static void test_unknown_and_bad_kid_rejected(void **state)

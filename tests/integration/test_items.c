@@ -75,8 +75,8 @@ static const char *const *server_args(const char *items, const char *const *more
 {
     static const char *args[24];
     int n = 0;
-    const char *base[] = {"--npcs", "0", "--map-file", "", "--world-w", "1024", "--world-h",
-                          "1024", data_arg, items};
+    const char *base[] = {"--npcs", "0",         "--map-file", "",       "--world-w",
+                          "1024",   "--world-h", "1024",       data_arg, items};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         args[n++] = base[i];
     for (int i = 0; more && more[i]; i++)
@@ -243,9 +243,9 @@ static void test_chat_between_two_clients(void **state)
 {
     (void)state;
     /* a small world walked across quickly: both end up within the radius */
-    const char *const more[] = {"--world-w", "256",           "--world-h", "256", "--cell-size",
-                                "256",       "--shards",      "1",         "--player-speed",
-                                "200",       "--aoi-radius",  "200",       NULL};
+    const char *const more[] = {"--world-w", "256", "--world-h",      "256", "--cell-size",  "256",
+                                "--shards",  "1",   "--player-speed", "200", "--aoi-radius", "200",
+                                NULL};
     ts_server srv;
     assert_int_equal(ts_server_start(&srv, server_args("--items-file=", more)), 0);
     char na[32], nb[32];

@@ -45,8 +45,7 @@ typedef struct harness {
     uint32_t tick;
     /* Optional: called for every record of every frame (after the
      * harness's own handling of WELCOME, STATE and ERROR). */
-    void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body,
-                      size_t len);
+    void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body, size_t len);
 } harness;
 
 static inline void h_init(harness *h, int n_shards, int npcs, uint64_t seed)

@@ -5,7 +5,8 @@
  * every cell is rebuilt from its latest snapshot and from an earlier one
  * and must land on the live hash. A corrupted snapshot is refused and the
  * previous one used; a corrupted log record stops the replay with a
- * checksum message; the decoders refuse every truncation. */
+ * checksum message, a missing one with a hole message; the decoders
+ * refuse every truncation. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,8 +26,8 @@
 #define N_CELLS 16 /* 1024 x 1024 in cells of 256 */
 
 typedef struct live {
-    char dir[64];       /* the pristine store of the run */
-    harness h;          /* config and map (shards destroyed) */
+    char dir[64]; /* the pristine store of the run */
+    harness h;    /* config and map (shards destroyed) */
     uint64_t hash[N_CELLS];
     uint32_t n[N_CELLS];
     uint64_t handoffs;
@@ -285,6 +286,43 @@ static void test_replay_every_cell_from_earlier_snapshot(void **state)
     assert_int_equal(replay_all(st, &sum, 190), N_CELLS);
     assert_true(sum.n_ticks > 16 * 190);
     assert_true(sum.n_set >= 1); /* the detached player stopped */
+    /* --until-tick stops early, still checked at every tick on the way */
+    for (uint32_t c = 0; c < N_CELLS; c++) {
+        sim_replay_report r;
+        int rc = sim_replay_cell(st, &g.h.cfg, &g.h.map, c, 200, &r);
+        if (r.is_never_active)
+            continue;
+        if (rc != 0)
+            fail_msg("%s", r.msg);
+        assert_true(r.last_tick <= 200 && r.last_tick >= (uint32_t)r.snapshot_tick);
+    }
+    store_close(st);
+}
+
+static void test_hole_in_the_log_is_refused(void **state)
+{
+    (void)state;
+    /* a record lost after the newest snapshot of the busiest cell */
+    uint32_t c = 0;
+    for (uint32_t k = 1; k < N_CELLS; k++)
+        if (g.n[k] > g.n[c])
+            c = k;
+    char q[512];
+    snprintf(q, sizeof q,
+             "DELETE FROM events WHERE seq = (SELECT seq FROM events WHERE cell = %u AND kind = "
+             "%d AND tick > (SELECT MAX(tick) FROM cell_snapshots WHERE cell = %u) ORDER BY seq "
+             "LIMIT 1 OFFSET 1)",
+             c, SIM_LOG_EVENT_KIND, c);
+    sqlite3 *db = open_sql();
+    sql(db, q);
+    assert_int_equal(sqlite3_changes(db), 1);
+    sqlite3_close(db);
+    store *st = open_copy();
+    sim_replay_report r;
+    int rc = sim_replay_cell(st, &g.h.cfg, &g.h.map, c, 0, &r);
+    print_message("%s\n", r.msg);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(r.msg, "hole in the log"));
     store_close(st);
 }
 
@@ -349,18 +387,18 @@ static void test_corrupt_log_record_is_refused(void **state)
         good = (good + 1) % N_CELLS;
     snprintf(good_arg, sizeof good_arg, "%u", good);
     snprintf(dir_arg, sizeof dir_arg, "--data-dir=%s", g_dir);
-    char *argv[] = {"--cell",       cell_arg, dir_arg,   "--world-w", "1024", "--world-h",
-                    "1024",         "--seed", "11",      "--map-file", "",    "--log-level",
-                    "error",        NULL};
+    char *argv[] = {"--cell",    cell_arg,      dir_arg,  "--world-w", "1024",
+                    "--world-h", "1024",        "--seed", "11",        "--map-file",
+                    "",          "--log-level", "error",  NULL};
     assert_int_equal(sim_replay_main(13, argv), 1);
-    char *argv2[] = {"--cell",  good_arg, dir_arg,    "--world-w", "1024",        "--world-h",
-                     "1024",    "--seed", "11",       "--map-file", "",           "--log-level",
-                     "error",   NULL};
+    char *argv2[] = {"--cell",    good_arg,      dir_arg,  "--world-w", "1024",
+                     "--world-h", "1024",        "--seed", "11",        "--map-file",
+                     "",          "--log-level", "error",  NULL};
     assert_int_equal(sim_replay_main(13, argv2), 0);
     /* another world is refused, not replayed */
-    char *argv3[] = {"--cell",  good_arg, dir_arg,    "--world-w", "1024",        "--world-h",
-                     "1024",    "--seed", "12",       "--map-file", "",           "--log-level",
-                     "error",   NULL};
+    char *argv3[] = {"--cell",    good_arg,      dir_arg,  "--world-w", "1024",
+                     "--world-h", "1024",        "--seed", "12",        "--map-file",
+                     "",          "--log-level", "error",  NULL};
     assert_int_equal(sim_replay_main(13, argv3), 2);
 }
 
@@ -427,8 +465,8 @@ int main(void)
                                         copy_teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_log_record_is_refused, copy_setup,
                                         copy_teardown),
-        cmocka_unit_test_setup_teardown(test_decoders_refuse_truncation, copy_setup,
-                                        copy_teardown),
+        cmocka_unit_test_setup_teardown(test_hole_in_the_log_is_refused, copy_setup, copy_teardown),
+        cmocka_unit_test_setup_teardown(test_decoders_refuse_truncation, copy_setup, copy_teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,6 +1,6 @@
 /* test_store_refresh.c - refresh tokens (put, take once, theft detection
  * on re-use, revoke one, revoke an account, expiry, the per-account cap)
- * and external accounts (store_account_ensure), the same cases on SQLite
+ * and external accounts (store_account_external), the same cases on SQLite
  * and on PostgreSQL (store_fixture.h). */
 #include "store_fixture.h"
 
@@ -147,29 +147,38 @@ static void test_refresh_fault_and_bad_args(void **state)
     assert_int_equal(store_refresh_revoke_account(s, 0, NULL), STORE_ERR_ARG);
 }
 
-static void test_account_ensure_creates_then_checks(void **state)
+static void test_external_account_created_once_and_mapped(void **state)
 {
     fx *f = *state;
     store *s = fx_open(f, NULL);
-    const int64_t ext = 3000000000LL; /* an external provider's id */
-    assert_int_equal(store_account_ensure(s, ext, "hana", "!external"), STORE_OK);
-    assert_int_equal(store_account_ensure(s, ext, "hana", "!external"), STORE_OK);
+    const char *iss = "https://idp.example";
+    int64_t id = 0, again = 0, other = 0, local = 0;
+    assert_int_equal(store_account_create(s, &local, "ivan", "h"), STORE_OK);
+    assert_int_equal(store_account_external(s, &id, iss, "3000000000", "hana", "!external"),
+                     STORE_OK);
+    assert_true(id > local); /* our own id, not the provider's subject */
+    assert_int_equal(store_account_external(s, &again, iss, "3000000000", "hana", "!external"),
+                     STORE_OK);
+    assert_int_equal(again, id);
     store_account a;
     assert_int_equal(store_account_find(s, &a, "hana"), STORE_OK);
-    assert_int_equal(a.id, ext);
+    assert_int_equal(a.id, id);
     assert_string_equal(a.pw_hash, "!external");
-    /* The id under another name, or the name under another id: refused. */
-    assert_int_equal(store_account_ensure(s, ext, "hanna", "!external"), STORE_ERR_CONFLICT);
-    assert_int_equal(store_account_ensure(s, ext + 1, "hana", "!external"), STORE_ERR_CONFLICT);
-    assert_non_null(strstr(store_errmsg(s), "belongs to"));
-    /* A local account made after it still gets an id (the PostgreSQL
-     * sequence did not move; the gateway retries such a collision, here
-     * the ids are far apart). */
-    int64_t id = 0;
-    assert_int_equal(store_account_create(s, &id, "ivan", "h"), STORE_OK);
-    assert_true(id > 0 && id != ext);
-    assert_int_equal(store_account_ensure(s, id, "ivan", "!external"), STORE_OK);
-    assert_int_equal(store_account_ensure(s, 0, "x", "!external"), STORE_ERR_ARG);
+    /* The same subject of another issuer is another account. */
+    assert_int_equal(store_account_external(s, &other, "https://other.example", "3000000000",
+                                            "hana2", "!external"),
+                     STORE_OK);
+    assert_true(other != id);
+    /* A first entry under a name that is taken: refused, nothing mapped. */
+    assert_int_equal(store_account_external(s, &other, iss, "7", "ivan", "!external"),
+                     STORE_ERR_CONFLICT);
+    assert_non_null(strstr(store_errmsg(s), "another account"));
+    assert_int_equal(store_account_external(s, &other, iss, "7", "ivan7", "!external"), STORE_OK);
+    /* Local ids go on as before. */
+    int64_t next = 0;
+    assert_int_equal(store_account_create(s, &next, "jon", "h"), STORE_OK);
+    assert_true(next > other);
+    assert_int_equal(store_account_external(s, &id, "", "1", "x", "!external"), STORE_ERR_ARG);
 }
 
 int main(void)
@@ -178,14 +187,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refresh_take_is_use_once, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_unknown_and_expired_are_notfound, fx_setup,
                                         fx_teardown),
-        cmocka_unit_test_setup_teardown(test_refresh_revoke_one_and_account, fx_setup,
-                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_refresh_revoke_one_and_account, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_keeps_newest_per_account, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_concurrent_take_one_wins, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_refresh_fault_and_bad_args, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_account_ensure_creates_then_checks, fx_setup,
+        cmocka_unit_test_setup_teardown(test_external_account_created_once_and_mapped, fx_setup,
                                         fx_teardown),
     };
     return FX_RUN("store_refresh", tests);

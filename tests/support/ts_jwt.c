@@ -95,8 +95,8 @@ static void der_to_jose(const unsigned char *der, size_t n, unsigned char out[64
     ECDSA_SIG_free(s);
 }
 
-char *ts_jwt_sign(const char *header, const char *payload, const EVP_MD *md,
-                  const void *hmac_key, size_t hmac_len, EVP_PKEY *k)
+char *ts_jwt_sign(const char *header, const char *payload, const EVP_MD *md, const void *hmac_key,
+                  size_t hmac_len, EVP_PKEY *k)
 {
     size_t hn = strlen(header), pn = strlen(payload);
     size_t cap = (hn + pn) * 4 / 3 + 8 + 2048;
@@ -123,7 +123,8 @@ char *ts_jwt_sign(const char *header, const char *payload, const EVP_MD *md,
         unsigned char der[1024];
         size_t dn = sizeof der;
         if (ctx == NULL || EVP_DigestSignInit(ctx, &pctx, EVP_sha256(), NULL, k) != 1 ||
-            (EVP_PKEY_is_a(k, "RSA") && EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) ||
+            (EVP_PKEY_is_a(k, "RSA") &&
+             EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) ||
             EVP_DigestSign(ctx, der, &dn, (const unsigned char *)tok, signing_n) != 1)
             die("EVP_DigestSign");
         EVP_MD_CTX_free(ctx);

@@ -28,6 +28,6 @@ size_t ts_b64url(const void *in, size_t n, char *out);
  *  else k: RS256 for an RSA key, ES256 (r || s) for an EC key
  *  else (both NULL): an empty signature (alg none).
  * Returns malloc'd text. */
-char *ts_jwt_sign(const char *header, const char *payload, const EVP_MD *md,
-                  const void *hmac_key, size_t hmac_len, EVP_PKEY *k);
+char *ts_jwt_sign(const char *header, const char *payload, const EVP_MD *md, const void *hmac_key,
+                  size_t hmac_len, EVP_PKEY *k);
 #endif
