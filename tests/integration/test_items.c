@@ -19,12 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "pg_server.h"
 #include "tclient.h"
 
 static char data_dir[64];
 static char data_arg[80];
 static char items_path[96];
 static char items_arg[120];
+static char store_arg[300]; /* "" for SQLite in data_dir, else --store-url=... */
 
 /* ---- records the pump does not keep ---- */
 
@@ -79,6 +81,8 @@ static const char *const *server_args(const char *items, const char *const *more
                           "1024",   "--world-h", "1024",       data_arg, items};
     for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
         args[n++] = base[i];
+    if (store_arg[0])
+        args[n++] = store_arg;
     for (int i = 0; more && more[i]; i++)
         args[n++] = more[i];
     args[n] = NULL;
@@ -218,6 +222,106 @@ static void test_confirmed_pickups_survive_kill(void **state)
     assert_int_equal(ts_server_stop(&srv), 0);
 }
 
+/* Pumps until the client holds `want` RESULT records or timeout_ms. */
+static int wait_results(ts_ws *ws, ts_game *g, extra *x, int want, int timeout_ms)
+{
+    uint64_t t0 = ts_now_ms();
+    while (x->n_results < want && ts_now_ms() - t0 < (uint64_t)timeout_ms)
+        if (ts_game_pump(ws, g, 100, NULL, NULL) < 0)
+            return -1;
+    return x->n_results >= want ? 0 : -1;
+}
+
+/* On PostgreSQL: a confirmed pickup; the database goes down and a pickup
+ * is refused with a reason while the item stays on the ground; it comes
+ * back and the same pickup succeeds; kill -9: both confirmed items are
+ * carried after the restart. */
+static void test_pickups_postgres_down_and_kill(void **state)
+{
+    (void)state;
+    if (!ts_pg_available()) {
+        print_message("PostgreSQL binaries missing: scripts/install-deps.sh test installs them\n");
+        fail();
+    }
+    ts_pg *pg = ts_pg_start();
+    assert_non_null(pg);
+    char url[256];
+    assert_int_equal(ts_pg_createdb(pg, "tessera_items", url, sizeof url), 0);
+    snprintf(store_arg, sizeof store_arg, "--store-url=%s", url);
+
+    ts_server srv;
+    char name[32];
+    ts_unique_name("pgitem", name, sizeof name);
+    ts_ws ws;
+    ts_game g;
+    extra x;
+    assert_int_equal(ts_server_start(&srv, server_args("--items-file=", NULL)), 0);
+    join(&srv, name, &ws, &g, &x);
+    double px, py;
+    self_pos(&g, &px, &py);
+    ts_ws_send_close(&ws, 1000, "bye");
+    ts_ws_close(&ws);
+    ts_game_free(&g);
+    assert_int_equal(ts_server_stop(&srv), 0);
+    FILE *f = fopen(items_path, "w");
+    assert_non_null(f);
+    for (int i = 0; i < 5; i++)
+        fprintf(f, "item %d %.1f %.1f %d\n", i + 1, fmin(fmax(px + 4.0 * (i - 2), 1), 1020),
+                fmin(fmax(py + 6.0, 1), 1020), 10 + i);
+    fclose(f);
+    assert_int_equal(ts_server_start(&srv, server_args(items_arg, NULL)), 0);
+    join(&srv, name, &ws, &g, &x);
+    assert_int_equal(ts_game_pump(&ws, &g, 5000, five_items_and_inv, &x), 0);
+    uint32_t ids[8];
+    uint8_t kinds[8];
+    assert_int_equal(count_items(&g, ids, kinds), 5);
+
+    assert_int_equal(send_pickup(&ws, 1, ids[0]), 0);
+    assert_int_equal(wait_results(&ws, &g, &x, 1, 5000), 0);
+    assert_int_equal(x.results[0].code, PROTO_ERR_NONE);
+
+    assert_int_equal(ts_pg_stop(pg), 0);
+    assert_int_equal(send_pickup(&ws, 2, ids[1]), 0);
+    assert_int_equal(wait_results(&ws, &g, &x, 2, 15000), 0);
+    print_message("pickup with the database down: code %u \"%s\"\n", x.results[1].code,
+                  x.results[1].reason);
+    assert_true(x.results[1].code != PROTO_ERR_NONE);
+    assert_true(x.results[1].reason[0] != 0);
+    ts_game_pump(&ws, &g, 300, NULL, NULL);
+    assert_int_equal(count_items(&g, NULL, NULL), 4); /* still on the ground */
+
+    assert_int_equal(ts_pg_restart(pg), 0);
+    int tries = 0;
+    do {
+        tries++;
+        assert_int_equal(send_pickup(&ws, 2 + (uint32_t)tries, ids[1]), 0);
+        assert_int_equal(wait_results(&ws, &g, &x, 2 + tries, 15000), 0);
+    } while (x.results[1 + tries].code != PROTO_ERR_NONE && tries < 5);
+    print_message("pickup after the database returned: ok after %d tries\n", tries);
+    assert_int_equal(x.results[1 + tries].code, PROTO_ERR_NONE);
+
+    kill(srv.pid, SIGKILL);
+    int st;
+    waitpid(srv.pid, &st, 0);
+    srv.pid = 0;
+    ts_ws_close(&ws);
+    ts_game_free(&g);
+    assert_int_equal(ts_server_start(&srv, server_args(items_arg, NULL)), 0);
+    join(&srv, name, &ws, &g, &x);
+    assert_int_equal(ts_game_pump(&ws, &g, 3000, has_inv, &x), 0);
+    ts_game_pump(&ws, &g, 500, NULL, NULL);
+    bool held[256] = {false};
+    for (int s = 0; s < PROTO_INV_SLOTS; s++)
+        held[x.inv.slots[s].item_kind] = true;
+    assert_true(held[kinds[0]] && held[kinds[1]]);
+    assert_int_equal(count_items(&g, NULL, NULL), 3);
+    ts_ws_close(&ws);
+    ts_game_free(&g);
+    assert_int_equal(ts_server_stop(&srv), 0);
+    store_arg[0] = 0;
+    ts_pg_destroy(pg);
+}
+
 /* Walks to the middle of the small chat world and stops. */
 static void walk_to_middle(ts_ws *ws, ts_game *g)
 {
@@ -292,6 +396,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_confirmed_pickups_survive_kill),
         cmocka_unit_test(test_chat_between_two_clients),
+        cmocka_unit_test(test_pickups_postgres_down_and_kill),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     ts_finish(failed);
