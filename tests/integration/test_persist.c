@@ -77,6 +77,14 @@ static void test_clean_restart_keeps_position(void **state)
     double x0, y0, x1, y1;
     join(&srv, name, &ws, &g, &x0, &y0);
     walk(&ws, &g, 1500, &x1, &y1);
+    /* stop, so the position the client knows is the one that stays */
+    uint32_t seq = g.view.ack_seq + 1;
+    assert_int_equal(ts_send_input(&ws, seq, 0.0f, 0.0f), 0);
+    assert_int_equal(ts_game_wait_ack(&ws, &g, seq, 2000), 0);
+    ts_game_pump(&ws, &g, 200, NULL, NULL);
+    int k = proto_view_find(&g.view, g.entity_id);
+    x1 = g.view.slots[k].x_q / 16.0;
+    y1 = g.view.slots[k].y_q / 16.0;
     assert_true(fabs(x1 - x0) + fabs(y1 - y0) > 20); /* it did move */
     ts_ws_send_close(&ws, 1000, "bye");
     ts_ws_expect_close(&ws, 2000, NULL, NULL, 0);
