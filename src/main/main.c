@@ -37,6 +37,8 @@ static void usage(FILE *f)
             "usage:\n"
             "  tessera serve [flags]     run gateway, shards and store in one process\n"
             "  tessera bots [flags]      the load generator (tessera bots --help)\n"
+            "  tessera replay --cell C|all [--until-tick T] [serve flags]\n"
+            "                            rebuild cells from snapshot + event log, verify hashes\n"
             "  tessera migrate up|status [--store-url URL] [--data-dir DIR]\n"
             "                            apply or show schema migrations\n"
             "  tessera --help            this text\n"
@@ -266,6 +268,8 @@ int main(int argc, char **argv)
             }
         return cmd_serve(argc - 2, argv + 2);
     }
+    if (strcmp(cmd, "replay") == 0)
+        return sim_replay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "migrate") == 0)
         return cmd_migrate(argc - 2, argv + 2);
     if (strcmp(cmd, "bots") == 0)

@@ -155,7 +155,7 @@ static int sq_query(store_conn *bc, int stmt, const store_val *params, int n_par
                     store_row_fn fn, void *ctx, int64_t *out_changes)
 {
     sq_conn *c = (sq_conn *)bc;
-    sqlite3_stmt *st;
+    sqlite3_stmt *st = NULL;
     int rc = sq_prepare(c, stmt, &st);
     if (rc != STORE_OK)
         return rc;
