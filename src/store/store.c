@@ -88,7 +88,9 @@ void store_opts_default(store_opts *o)
                       .cache_capacity = 8192,
                       .flush_interval_ms = 1000,
                       .reliable_timeout_ms = 5000,
-                      .retry_max_ms = 1000};
+                      .retry_max_ms = 1000,
+                      .prune_interval_ms = 60000,
+                      .keep_snapshots = 3};
 }
 
 /* mkdir -p of path's parent folder. */

@@ -53,6 +53,9 @@ typedef struct store_opts {
     uint32_t flush_interval_ms;   /* dirty player flush period */
     uint32_t reliable_timeout_ms; /* an action not committed by then fails */
     uint32_t retry_max_ms;        /* reconnect backoff cap (starts at 20 ms) */
+    uint32_t prune_interval_ms;   /* retention pass period; 0 = never prune */
+    uint32_t keep_snapshots;      /* newest snapshots kept per cell (>= 1); older
+                                   * ones, and events before the oldest kept, go */
 } store_opts;
 
 typedef struct store_account {

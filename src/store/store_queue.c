@@ -522,12 +522,37 @@ static int flush_players(store_queue *q, bool is_final)
     return STORE_OK;
 }
 
+/* Retention: each cell keeps its keep_snapshots newest snapshots; log
+ * records older than a cell's oldest kept snapshot can no longer be
+ * replayed from anything and go too. Cells without a snapshot keep their
+ * log. One statement each, on both backends (a NULL comparison keeps). */
+static void prune(store_queue *q)
+{
+    store *s = q->s;
+    if (ensure_conn(q, false) != STORE_OK)
+        return;
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "DELETE FROM cell_snapshots WHERE tick < (SELECT s2.tick FROM cell_snapshots s2 "
+             "WHERE s2.cell = cell_snapshots.cell ORDER BY s2.tick DESC LIMIT 1 OFFSET %u); "
+             "DELETE FROM events WHERE tick < (SELECT MIN(s3.tick) FROM cell_snapshots s3 "
+             "WHERE s3.cell = events.cell)",
+             s->opts.keep_snapshots > 0 ? s->opts.keep_snapshots - 1 : 0);
+    uint64_t t0 = core_now_ns();
+    if (s->ops->exec(q->conn, sql) != STORE_OK)
+        CORE_WARN("store", "retention pass failed (retried next period): %s", q->conn->err);
+    else
+        CORE_DEBUG("store", "retention pass in %.1f ms", (double)(core_now_ns() - t0) / 1e6);
+}
+
 static void *store_thread(void *arg)
 {
     store_queue *q = arg;
     store *s = q->s;
     uint64_t interval_ns = (uint64_t)s->opts.flush_interval_ms * MS;
     uint64_t next_flush = core_now_ns() + interval_ns;
+    uint64_t prune_ns = (uint64_t)s->opts.prune_interval_ms * MS;
+    uint64_t next_prune = core_now_ns() + prune_ns;
     size_t cap = s->opts.queue_capacity;
     ensure_conn(q, true);
     for (;;) {
@@ -568,6 +593,10 @@ static void *store_thread(void *arg)
             if (stop && rc != STORE_OK)
                 CORE_ERROR("store", "closing with %zu player states not saved: %s",
                            store_dirty_count(s), q->last_err);
+            if (!stop && prune_ns && core_now_ns() >= next_prune) {
+                prune(q);
+                next_prune = core_now_ns() + prune_ns;
+            }
         }
         if (stop)
             return NULL;

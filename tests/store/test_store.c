@@ -261,6 +261,64 @@ static void test_events_append_and_read_in_order(void **state)
     store_events_free(ev, n);
 }
 
+/* Retention: the store thread keeps each cell's newest keep_snapshots
+ * snapshots and drops the log records older than the oldest kept one;
+ * cells without a snapshot keep their log. */
+static void test_retention_prunes_old_snapshots_and_log(void **state)
+{
+    fx *f = *state;
+    store_opts o;
+    store_opts_default(&o);
+    o.prune_interval_ms = 50;
+    o.flush_interval_ms = 20;
+    o.keep_snapshots = 2;
+    store *s = fx_open(f, &o);
+    for (int t = 10; t <= 50; t += 10)
+        assert_int_equal(store_snapshot_write(s, 7, t, "snap", 4), STORE_OK);
+    for (int t = 5; t <= 55; t += 5) {
+        store_event ev7 = {.tick = t, .cell = 7, .kind = 1, .payload = (uint8_t *)"e", .len = 1};
+        store_event ev8 = {.tick = t, .cell = 8, .kind = 1, .payload = (uint8_t *)"e", .len = 1};
+        int64_t seq;
+        assert_int_equal(store_event_append(s, &seq, &ev7), STORE_OK);
+        assert_int_equal(store_event_append(s, &seq, &ev8), STORE_OK);
+    }
+    assert_int_equal(store_start(s), STORE_OK);
+    /* a pass runs after a flush once the period is over */
+    store_player p = {.account_id = 1, .x = 1, .y = 1, .hp = 100, .version = 1};
+    for (int i = 0; i < 10; i++) {
+        p.version = i + 1;
+        assert_int_equal(store_submit_player(s, &p), STORE_OK);
+        assert_int_equal(store_flush(s, 2000), STORE_OK);
+        usleep(30000);
+    }
+    store_event *ev;
+    size_t n;
+    assert_int_equal(store_events_read(s, &ev, &n, 7, 0, 100), STORE_OK);
+    assert_int_equal(n, 4); /* ticks 40, 45, 50 and 55 */
+    for (size_t i = 0; i < n; i++)
+        assert_true(ev[i].tick >= 40);
+    store_events_free(ev, n);
+    assert_int_equal(store_events_read(s, &ev, &n, 8, 0, 100), STORE_OK);
+    assert_int_equal(n, 11); /* no snapshot: every record kept */
+    store_events_free(ev, n);
+    int64_t tick;
+    uint8_t *data;
+    size_t len;
+    int refused;
+    assert_int_equal(store_snapshot_read_latest(s, &tick, &data, &len, &refused, 7), STORE_OK);
+    assert_int_equal(tick, 50);
+    free(data);
+    /* only the two newest remain: corrupting the newest falls back to 40,
+     * and nothing older is there */
+    fx_exec_raw(f, "UPDATE cell_snapshots SET checksum = checksum + 1 WHERE tick = 50");
+    assert_int_equal(store_snapshot_read_latest(s, &tick, &data, &len, &refused, 7), STORE_OK);
+    assert_int_equal(tick, 40);
+    free(data);
+    fx_exec_raw(f, "UPDATE cell_snapshots SET checksum = checksum + 1 WHERE tick = 40");
+    assert_int_equal(store_snapshot_read_latest(s, &tick, &data, &len, &refused, 7),
+                     STORE_ERR_CHECKSUM);
+}
+
 static void test_fault_injection_at_the_wrappers(void **state)
 {
     fx *f = *state;
@@ -322,6 +380,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_snapshot_bad_checksum_falls_back_to_previous, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_events_append_and_read_in_order, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_retention_prunes_old_snapshots_and_log, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_fault_injection_at_the_wrappers, fx_setup,
                                         fx_teardown),
