@@ -27,7 +27,12 @@
  *
  * Methods
  *   login(username, password) -> Promise<{token, accountId, username,
- *       expiresIn}>. Remembers the credentials for automatic re-login.
+ *       expiresIn}>. Keeps the refresh token it returns (the password only
+ *       from a server without refresh tokens) for automatic renewal: the
+ *       access token is refreshed at 80% of its lifetime and when a
+ *       reconnect is refused.
+ *   refresh() -> Promise<{token, expiresIn}>  POST /api/refresh now.
+ *   logout() -> Promise  closes and revokes both tokens (POST /api/logout).
  *       Rejects with an Error whose message is the server's `reason`
  *       (err.status = HTTP status, err.code = the `error` field).
  *   setToken(token)   use a token obtained elsewhere (no automatic re-login).
@@ -36,7 +41,9 @@
  *   setHeading(dx, dy) desired heading, clamped to length 1; (0, 0) stops.
  *       While connected, an INPUT is sent every tick (tick_hz from WELCOME)
  *       while the heading is non-zero, plus one stop INPUT when it becomes
- *       zero. Sequence numbers start at 1 on each session.
+ *       zero. Sequence numbers keep counting across reconnects, so a
+ *       resumed session (the SESSION record's token is presented as
+ *       &resume=) continues its sequence with nothing applied twice.
  *   ping() -> nonce   sends a PING; the answer arrives as a "pong" event.
  *   pickup(entityId) -> req  asks to pick up an item within reach.
  *   drop(slot) -> req        asks to drop an inventory slot at your feet.
@@ -727,15 +734,76 @@ export class TesseraClient {
       err.code = (body && body.error) || "http_" + res.status;
       throw err;
     }
-    this.token = body.token;
-    this.username = body.username || username;
-    this._password = password;
+    this._takeTokens(body, username);
+    // With a refresh token the password is not kept: refresh replaces it.
+    this._password = this.refreshToken ? null : password;
     return {
       token: body.token,
       accountId: body.account_id,
       username: this.username,
       expiresIn: body.expires_in,
     };
+  }
+
+  /** Stores the tokens of a login or refresh answer and schedules the next
+   * refresh at 80% of the access token's lifetime, so a reconnect always
+   * has a valid token. */
+  _takeTokens(body, username) {
+    this.token = body.token;
+    this.username = body.username || username || this.username;
+    if (typeof body.refresh_token === "string") this.refreshToken = body.refresh_token;
+    if (this._refreshTimer) clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    const life = Number(body.expires_in);
+    if (this.refreshToken && life > 0) {
+      this._refreshTimer = setTimeout(() => {
+        this._refreshTimer = null;
+        this.refresh().catch((e) => this._emit("anomaly", { message: "refresh failed: " + e.message }));
+      }, life * 800);
+    }
+  }
+
+  /** POST /api/refresh: a new access token and a new refresh token (the
+   * old one is used up). Throws an Error with .status on failure. */
+  async refresh() {
+    if (!this._fetch) throw new Error("no fetch available");
+    if (!this.refreshToken) throw Object.assign(new Error("no refresh token"), { status: 401 });
+    const res = await this._fetch(this.baseUrl + "/api/refresh", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: this.refreshToken }),
+    });
+    let body = null;
+    try {
+      body = await res.json();
+    } catch {
+      body = null;
+    }
+    if (!res.ok || !body || typeof body.token !== "string") {
+      if (res.status === 401) this.refreshToken = null; // used up or revoked
+      const reason = (body && (body.reason || body.error)) || `refresh failed (HTTP ${res.status})`;
+      throw Object.assign(new Error(reason), { status: res.status });
+    }
+    this._takeTokens(body);
+    return { token: body.token, expiresIn: body.expires_in };
+  }
+
+  /** POST /api/logout: revokes the refresh token and the access token, and
+   * closes the session. */
+  async logout() {
+    const token = this.token, refreshToken = this.refreshToken;
+    this.close();
+    if (this._refreshTimer) clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    this.token = null;
+    this.refreshToken = null;
+    this._password = null;
+    if (!this._fetch || !token) return;
+    await this._fetch(this.baseUrl + "/api/logout", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: "Bearer " + token },
+      body: JSON.stringify({ refresh_token: refreshToken || "" }),
+    });
   }
 
   setToken(token) {
@@ -877,7 +945,8 @@ export class TesseraClient {
     const delayMs = Math.round(base * (0.8 + 0.4 * Math.random()));
     this._attempt++;
     this.stats.reconnects++;
-    const relogin = this._failsBeforeOpen >= FAILS_BEFORE_RELOGIN && !!this._password;
+    const relogin =
+      this._failsBeforeOpen >= FAILS_BEFORE_RELOGIN && (!!this.refreshToken || !!this._password);
     this._setStatus("reconnecting", {
       code,
       reason,
@@ -893,7 +962,9 @@ export class TesseraClient {
     if (!this._wanted) return;
     if (relogin) {
       try {
-        await this.login(this.username, this._password);
+        // a refresh token first; the password only when there is none
+        if (this.refreshToken) await this.refresh();
+        else await this.login(this.username, this._password);
         this._failsBeforeOpen = 0;
       } catch (e) {
         if (!this._wanted) return;

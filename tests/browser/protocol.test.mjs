@@ -414,6 +414,32 @@ await test("session: the resume token of the last SESSION record is used to reco
   c.close();
 });
 
+await test("refresh: reconnects use the refresh token, not the password; logout revokes", async () => {
+  const log = [];
+  const c = newClient(log, (n) => [200, { token: "tok" + n, username: "ada", account_id: 3,
+    expires_in: 900, refresh_token: "rt" + n }]);
+  await c.login("ada", "secret1");
+  assert.equal(c.refreshToken, "rt1");
+  c.connect();
+  // two closes before open: the client renews its token by refresh
+  FakeWS.all[0].serverClose(1006, "");
+  await sleep(700);
+  FakeWS.all[1].serverClose(1006, "");
+  await sleep(1400);
+  const refreshes = log.filter((e) => e.url.endsWith("/api/refresh"));
+  assert.equal(refreshes.length, 1);
+  assert.deepEqual(refreshes[0].body, { refresh_token: "rt1" });
+  assert.equal(log.filter((e) => e.url.endsWith("/api/login")).length, 1);
+  assert.equal(c.token, "tok2");
+  assert.equal(c.refreshToken, "rt2");
+  await c.logout();
+  const out = log[log.length - 1];
+  assert.ok(out.url.endsWith("/api/logout"));
+  assert.equal(out.init.headers.Authorization, "Bearer tok2");
+  assert.deepEqual(out.body, { refresh_token: "rt2" });
+  assert.equal(c.token, null);
+});
+
 await test("reconnect: backoff, re-login after 2 failures before open", async () => {
   const log = [];
   const c = newClient(log);
