@@ -4,20 +4,28 @@
  * decoder promises: ascending ids, finite values, a NUL-terminated name,
  * exactly one STEP before the final HASH. Seeds in corpus/snapshot/ come
  * from a real run (TESSERA_WRITE_CORPUS=dir build/sim_test_replay). */
-#include <assert.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "sim_log.h"
+
+/* Always checked: the fuzz build defines NDEBUG, which would turn CHECK()
+ * and with it this target's properties into nothing. */
+#define CHECK(c)                                                                                   \
+    do {                                                                                           \
+        if (!(c))                                                                                  \
+            abort();                                                                               \
+    } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_ent(const sim_ent_rec *e)
 {
-    assert(e->id != 0 && isfinite(e->x) && isfinite(e->y) && isfinite(e->speed));
-    assert(memchr(e->name, 0, sizeof e->name) != NULL);
+    CHECK(e->id != 0 && isfinite(e->x) && isfinite(e->y) && isfinite(e->speed));
+    CHECK(memchr(e->name, 0, sizeof e->name) != NULL);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -30,11 +38,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (sim_snap_decode(&sn, data + 1, size - 1, err, sizeof err) == 0) {
             for (uint32_t i = 0; i < sn.n; i++) {
                 check_ent(&sn.ents[i]);
-                assert(i == 0 || sn.ents[i].id > sn.ents[i - 1].id);
+                CHECK(i == 0 || sn.ents[i].id > sn.ents[i - 1].id);
             }
             sim_snap_free(&sn);
         } else {
-            assert(err[0]);
+            CHECK(err[0]);
         }
         return 0;
     }
@@ -42,21 +50,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int64_t prev;
     if (sim_tl_open(&rd, &prev, data + 1, size - 1, err, sizeof err) != 0)
         return 0;
-    assert(prev >= 0);
+    CHECK(prev >= 0);
     sim_tl_rec r;
     int rc, n_step = 0, n_hash = 0;
     while ((rc = sim_tl_next(&rd, &r, err, sizeof err)) == 1) {
-        assert(n_hash == 0);
+        CHECK(n_hash == 0);
         if (r.type == SIM_TL_ARRIVE || r.type == SIM_TL_SET)
             check_ent(&r.ent);
         n_step += r.type == SIM_TL_STEP;
         n_hash += r.type == SIM_TL_HASH;
         if (r.type == SIM_TL_CONTACT)
-            assert(n_step == 1 && isfinite(r.a) && isfinite(r.b));
+            CHECK(n_step == 1 && isfinite(r.a) && isfinite(r.b));
     }
     if (rc == 0)
-        assert(n_step == 1 && n_hash == 1);
+        CHECK(n_step == 1 && n_hash == 1);
     else
-        assert(err[0]);
+        CHECK(err[0]);
     return 0;
 }
