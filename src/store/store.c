@@ -71,6 +71,8 @@ const char *store_strerror(int rc)
         return "not committed in time";
     case STORE_ERR_CLOSED:
         return "store closed";
+    case STORE_ERR_FSYNC:
+        return "storage durability failure (fsync); writes are no longer acknowledged";
     default:
         return "unknown store error";
     }
@@ -116,7 +118,7 @@ static int make_parent(const char *path)
 static void register_metrics(store *s, core_metrics *m)
 {
     static core_counter dummy_c[12];
-    static core_gauge dummy_g[2];
+    static core_gauge dummy_g[3];
     static core_histogram dummy_h = {.n_bounds = 0};
     if (!m) {
         /* Updates to the shared dummies race harmlessly (relaxed atomics). */
@@ -130,6 +132,7 @@ static void register_metrics(store *s, core_metrics *m)
             *cs[i] = &dummy_c[i];
         s->met.queue_depth = &dummy_g[0];
         s->met.dirty_players = &dummy_g[1];
+        s->met.failed = &dummy_g[2];
         s->met.flush_s = &dummy_h;
         return;
     }
@@ -161,6 +164,26 @@ static void register_metrics(store *s, core_metrics *m)
                                             "Reliable actions submitted and not yet polled", l);
     s->met.dirty_players = core_metrics_gauge(m, "tessera_store_dirty_players",
                                               "Player states waiting for a flush", l);
+    s->met.failed = core_metrics_gauge(
+        m, "tessera_store_failed",
+        "1 when a failed fsync stopped the store acknowledging writes (restart needed)", l);
+}
+
+void store__fail(store *s, const char *why)
+{
+    int expected = 0;
+    if (atomic_load(&s->is_failed))
+        return;
+    snprintf(s->fail_reason, sizeof s->fail_reason, "%.170s; restart needed", why);
+    if (!atomic_compare_exchange_strong(&s->is_failed, &expected, 1))
+        return;
+    core_gauge_set(s->met.failed, 1);
+    CORE_ERROR("store", "durability failure, no more writes are acknowledged: %s", s->fail_reason);
+}
+
+int store_is_failed(store *s)
+{
+    return atomic_load(&s->is_failed);
 }
 
 int store_open_opts(store **out, const char *url, const store_opts *o, core_metrics *m)
@@ -305,7 +328,7 @@ static int fault_post(store_conn *c, int post, int rc)
     if (!post || rc != STORE_OK)
         return rc;
     snprintf(c->err, sizeof c->err, "injected: fsync failed after the call; durability unknown");
-    return STORE_ERR_DB;
+    return STORE_ERR_FSYNC;
 }
 
 /* ---- 3. the synchronous calls ---- */
@@ -317,6 +340,10 @@ typedef int (*sync_fn)(store *s, store_conn *c, void *ctx);
  * one (after a server restart the first use is what notices). */
 static int sync_call(store *s, int op, bool is_read, sync_fn fn, void *ctx)
 {
+    if (!is_read && atomic_load(&s->is_failed)) {
+        store__set_err(s, "%s", s->fail_reason);
+        return STORE_ERR_FSYNC;
+    }
     pthread_mutex_lock(&s->sync_mu);
     int rc = STORE_OK;
     char err[256] = "";
@@ -343,6 +370,8 @@ static int sync_call(store *s, int op, bool is_read, sync_fn fn, void *ctx)
             break;
     }
     pthread_mutex_unlock(&s->sync_mu);
+    if (rc == STORE_ERR_FSYNC)
+        store__fail(s, err);
     if (rc != STORE_OK) {
         store__set_err(s, "%s", err);
         if (rc != STORE_ERR_NOTFOUND)

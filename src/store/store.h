@@ -37,6 +37,8 @@ enum {
     STORE_ERR_DOWN = -9,     /* database unreachable (connection lost, locked) */
     STORE_ERR_TIMEOUT = -10, /* reliable action not committed within reliable_timeout_ms */
     STORE_ERR_CLOSED = -11,  /* store thread not running or shutting down */
+    STORE_ERR_FSYNC = -12,   /* a write's durability is unknown (failed fsync): the store
+                              * has stopped acknowledging writes until it is restarted */
 };
 
 #define STORE_USERNAME_MAX 64 /* bytes, NUL included */
@@ -224,6 +226,11 @@ size_t store_completions_poll(store *s, uint32_t cq, store_completion *out, size
 /* Flushes dirty player states now and waits up to timeout_ms. Returns the
  * flush result (STORE_ERR_TIMEOUT if it did not finish in time). */
 int store_flush(store *s, int timeout_ms);
+/* Nonzero once a failed fsync stopped the store from acknowledging writes
+ * (the reason is in store_errmsg). Retrying blindly after a failed fsync
+ * can confirm data the disk never kept, so the store stays failed, logs an
+ * error and sets the alert gauge tessera_store_failed until a restart. */
+int store_is_failed(store *s);
 size_t store_dirty_count(store *s); /* player states waiting for a flush */
 
 /* Fault injection, for tests. op: a STORE_OP_* or STORE_OP_ANY; nth >= 1:

@@ -153,7 +153,10 @@ struct store {
         core_counter *actions_failed, *refused, *cache_hits, *cache_misses, *reconnects;
         core_counter *errors, *checksum_failures;
         core_gauge *queue_depth, *dirty_players;
+        core_gauge *failed; /* 1 once a failed fsync stopped acknowledgements: alert */
     } met;
+    atomic_int is_failed;  /* sticky: see store_is_failed */
+    char fail_reason[200]; /* written once, before is_failed is set */
 };
 
 /* ---- wrappers used by the store thread and migrations (store.c) ----
@@ -164,6 +167,8 @@ int store__begin(store *s, store_conn *c, bool is_exclusive);
 int store__commit(store *s, store_conn *c);
 void store__rollback(store *s, store_conn *c);
 int store__exec(store *s, store_conn *c, const char *sql); /* savepoints */
+/* Enters the failed state (first call wins): logs, sets the alert gauge. */
+void store__fail(store *s, const char *why);
 int store__flush_players(store *s, store_conn *c, const store_player *p, size_t n);
 /* Applies one reliable action inside an open transaction. */
 int store__apply(store *s, store_conn *c, const store_action *a, store_completion *out);

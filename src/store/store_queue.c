@@ -134,6 +134,10 @@ int store_submit_player(store *s, const store_player *p)
         store__set_err(s, "store thread not started");
         return STORE_ERR_CLOSED;
     }
+    if (atomic_load(&s->is_failed)) {
+        store__set_err(s, "%s", s->fail_reason);
+        return STORE_ERR_FSYNC;
+    }
     pthread_mutex_lock(&q->dmu);
     int32_t d = dirty_find(q, p->account_id);
     bool is_full = d < 0 && q->n_dirty == s->opts.max_dirty_players;
@@ -200,6 +204,10 @@ int store_submit(store *s, uint32_t cq, uint64_t token, const store_action *a)
     if (!q) {
         store__set_err(s, "store thread not started");
         return STORE_ERR_CLOSED;
+    }
+    if (atomic_load(&s->is_failed)) {
+        store__set_err(s, "%s", s->fail_reason);
+        return STORE_ERR_FSYNC;
     }
     qitem it = {.a = *a, .cq = cq, .token = token};
     if (a->kind >= STORE_ACT_EVENT) {
@@ -390,7 +398,7 @@ static void set_done(store_queue *q, size_t i, int status, const char *reason)
     }
 }
 
-enum { GC_OK, GC_DOWN, GC_ITEM, GC_COMMIT };
+enum { GC_OK, GC_DOWN, GC_ITEM, GC_COMMIT, GC_FSYNC };
 
 /* One group transaction over the whole batch. isolate: a savepoint per
  * action, so a failing action is rolled back alone and reported. */
@@ -426,6 +434,8 @@ static int group_commit(store_queue *q, bool isolate)
     if (rc != STORE_OK) {
         store__rollback(s, c);
         core_counter_add(s->met.commit_failures, 1);
+        if (rc == STORE_ERR_FSYNC)
+            return GC_FSYNC;
         return rc == STORE_ERR_DOWN ? GC_DOWN : GC_COMMIT;
     }
     return GC_OK;
@@ -437,6 +447,13 @@ static void process_batch(store_queue *q, bool is_final)
 {
     if (q->n_batch == 0)
         return;
+    if (atomic_load(&q->s->is_failed)) {
+        /* after a failed fsync nothing is acknowledged any more */
+        for (size_t i = 0; i < q->n_batch; i++)
+            set_done(q, i, STORE_ERR_FSYNC, q->s->fail_reason);
+        finish(q, q->n_batch);
+        return;
+    }
     if ((is_final || core_now_ns() >= q->next_retry_ns) && ensure_conn(q, is_final) == STORE_OK) {
         int r = group_commit(q, false);
         if (r == GC_ITEM)
@@ -446,6 +463,14 @@ static void process_batch(store_queue *q, bool is_final)
             finish(q, q->n_batch);
         } else if (r == GC_DOWN) {
             note_down(q, q->conn->err);
+        } else if (r == GC_FSYNC) {
+            /* the commit may or may not be on disk: never retry it blindly,
+             * never confirm it; stop acknowledging and raise the alert */
+            store__fail(q->s, q->conn->err);
+            for (size_t i = 0; i < q->n_batch; i++)
+                set_done(q, i, STORE_ERR_FSYNC, q->s->fail_reason);
+            finish(q, q->n_batch);
+            return;
         } else {
             char why[200];
             snprintf(why, sizeof why, "not committed: %.180s", q->conn->err);
@@ -482,6 +507,8 @@ static int flush_players(store_queue *q, bool is_final)
     pthread_mutex_unlock(&q->dmu);
     if (n == 0)
         return STORE_OK;
+    if (atomic_load(&s->is_failed))
+        return STORE_ERR_FSYNC; /* kept in memory, never written after a failed fsync */
     int rc = ensure_conn(q, is_final);
     if (rc != STORE_OK)
         return rc;
@@ -495,7 +522,9 @@ static int flush_players(store_queue *q, bool is_final)
     if (rc != STORE_OK) {
         store__rollback(s, c);
         core_counter_add(s->met.commit_failures, 1);
-        if (rc == STORE_ERR_DOWN)
+        if (rc == STORE_ERR_FSYNC)
+            store__fail(s, c->err);
+        else if (rc == STORE_ERR_DOWN)
             note_down(q, c->err);
         else
             CORE_WARN("store", "flush of %zu players failed, kept for the next: %s", n, c->err);

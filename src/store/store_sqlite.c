@@ -31,6 +31,9 @@ static int sq_fail(sq_conn *c, int rc, const char *what)
         return STORE_ERR_EXISTS;
     if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_CANTOPEN)
         return STORE_ERR_DOWN;
+    /* the kernel refused an fsync: what is on disk is unknown */
+    if (rc == SQLITE_IOERR_FSYNC || rc == SQLITE_IOERR_DIR_FSYNC)
+        return STORE_ERR_FSYNC;
     return STORE_ERR_DB;
 }
 

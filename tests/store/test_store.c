@@ -347,12 +347,16 @@ static void test_fault_injection_at_the_wrappers(void **state)
     /* FSYNC: the write happened but is reported as failed. */
     assert_int_equal(store_fault_set(s, STORE_OP_ITEMS, STORE_FAULT_FSYNC, 1), STORE_OK);
     store_item it = {.cell = 5, .quantity = 1};
-    assert_int_equal(store_item_create(s, &id, &it), STORE_ERR_DB);
+    assert_int_equal(store_item_create(s, &id, &it), STORE_ERR_FSYNC);
     assert_non_null(strstr(store_errmsg(s), "fsync"));
     store_item *items;
     assert_int_equal(store_items_by_cell(s, &items, &n, 5), STORE_OK);
     assert_int_equal(n, 1);
     free(items);
+    /* ... and from then on writes are refused (reads still work) */
+    assert_true(store_is_failed(s));
+    assert_int_equal(store_item_create(s, &id, &it), STORE_ERR_FSYNC);
+    assert_non_null(strstr(store_errmsg(s), "restart needed"));
     assert_int_equal(store_fault_set(s, 99, STORE_FAULT_FAIL, 1), STORE_ERR_ARG);
     assert_int_equal(store_fault_set(s, STORE_OP_EVENTS, STORE_FAULT_FAIL, 0), STORE_ERR_ARG);
 }

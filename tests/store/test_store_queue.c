@@ -208,13 +208,26 @@ static void test_failed_commit_reports_error_then_retry_succeeds(void **state)
     assert_int_equal(c.status, STORE_OK);
     assert_int_equal(store_inventory_load(r, &inv, 3), STORE_OK);
     assert_int_equal(inv.n, 1);
-    /* A failed fsync is an error too, never a confirmation. */
+    /* A failed fsync is never a confirmation, and never retried blindly:
+     * the store stops acknowledging writes, logs and raises the alert. */
     assert_int_equal(store_fault_set(s, STORE_OP_COMMIT, STORE_FAULT_FSYNC, 1), STORE_OK);
     assert_int_equal(store_submit(s, 1, 9, &set), STORE_OK);
     assert_int_equal(fx_wait_completion(s, 1, &c, 5000), 0);
-    assert_int_equal(c.status, STORE_ERR_DB);
+    assert_int_equal(c.status, STORE_ERR_FSYNC);
     assert_non_null(strstr(c.reason, "fsync"));
     assert_true(fx_counter(f, "tessera_store_commit_failures_total") >= 2);
+    assert_true(store_is_failed(s));
+    assert_int_equal(store_submit(s, 1, 10, &set), STORE_ERR_FSYNC);
+    assert_non_null(strstr(store_errmsg(s), "restart needed"));
+    store_player p = {.account_id = 3, .x = 1, .y = 2, .hp = 100, .version = 1};
+    assert_int_equal(store_submit_player(s, &p), STORE_ERR_FSYNC);
+    core_buf mt;
+    core_buf_init(&mt);
+    core_metrics_render(f->m, &mt);
+    core_buf_u8(&mt, 0);
+    assert_non_null(strstr((const char *)mt.data, "tessera_store_failed{"));
+    assert_non_null(strstr((const char *)mt.data, "} 1\n"));
+    core_buf_free(&mt);
     store_close(r);
 }
 
