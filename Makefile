@@ -6,7 +6,7 @@ FUZZ_BUILD ?= build-fuzz
 JOBS ?= $(shell nproc)
 ARGS ?=
 
-.PHONY: all deps deps-test build run test soak test-unit test-browser test-asan check-includes fuzz fuzz-smoke bench clean format
+.PHONY: all deps deps-test build run test soak lint test-unit test-browser test-asan check-includes fuzz fuzz-smoke bench clean format
 
 all: build
 
@@ -38,6 +38,13 @@ test-asan: deps-test
 
 check-includes:
 	@scripts/check-includes.sh
+
+# Static analysis of src/: any cppcheck finding fails (fix it, or justify it
+# with an inline `// cppcheck-suppress id` and a reason).
+lint: deps-test
+	cppcheck --enable=warning,performance,portability --inline-suppr --std=c11 -q \
+	  --error-exitcode=1 --suppress=missingIncludeSystem -D_GNU_SOURCE \
+	  $(addprefix -I ,$(wildcard src/*)) src/
 
 fuzz-build: deps-test
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTESSERA_FUZZ=ON >/dev/null

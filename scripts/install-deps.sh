@@ -11,7 +11,7 @@ if [ "$what" = bench ]; then
   pkgs+=(jq gnuplot-nox postgresql)
 fi
 if [ "$what" = test ]; then
-  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium postgresql)
+  pkgs+=(libcmocka-dev clang libclang-rt-14-dev chromium postgresql cppcheck)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 fi

@@ -237,7 +237,7 @@ int core_config_set(core_config *c, const char *key, const char *value, char *er
             errf(err, err_len, "%s: '%s' is not a number", k, value);
             return -1;
         }
-        *(double *)base = v;
+        memcpy(base, &v, sizeof v); /* the field at this offset is a double */
         break;
     }
     case T_STR:
@@ -438,9 +438,11 @@ void core_config_print(const core_config *c, core_buf *out)
             n = snprintf(line, sizeof line, "%s = %llu\n", keys[i].name,
                          (unsigned long long)*(const uint64_t *)base);
             break;
-        case T_DOUBLE:
-            n = snprintf(line, sizeof line, "%s = %g\n", keys[i].name, *(const double *)base);
-            break;
+        case T_DOUBLE: {
+            double v;
+            memcpy(&v, base, sizeof v);
+            n = snprintf(line, sizeof line, "%s = %g\n", keys[i].name, v);
+        } break;
         case T_STR:
             if ((strcmp(keys[i].name, "jwt_secret") == 0 ||
                  (strcmp(keys[i].name, "store_url") == 0 && strchr(base, '@'))) &&
@@ -474,9 +476,11 @@ void core_config_help(core_buf *out)
         case T_U64:
             snprintf(def, sizeof def, "%llu", (unsigned long long)*(const uint64_t *)base);
             break;
-        case T_DOUBLE:
-            snprintf(def, sizeof def, "%g", *(const double *)base);
-            break;
+        case T_DOUBLE: {
+            double v;
+            memcpy(&v, base, sizeof v);
+            snprintf(def, sizeof def, "%g", v);
+        } break;
         default:
             snprintf(def, sizeof def, "\"%s\"", base);
         }

@@ -31,7 +31,7 @@ void core_log(int level, const char *component, const core_log_ids *ids, const c
     __attribute__((format(printf, 4, 5)));
 
 /* Logs at error level and aborts. For broken invariants and OOM. */
-_Noreturn void core_die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void core_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 #define CORE_INFO(comp, ...) core_log(CORE_LOG_INFO, comp, NULL, __VA_ARGS__)
 #define CORE_WARN(comp, ...) core_log(CORE_LOG_WARN, comp, NULL, __VA_ARGS__)
