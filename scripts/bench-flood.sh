@@ -41,9 +41,9 @@ run() { # run LABEL [flood]
   [ "${2:-}" = flood ] && wait "$fl" && cat "$data/flood.txt"
   after=$(tick_p99)
   printf '%-6s ack p50 %6.1f ms  p99 %6.1f ms  updates/s min %5.2f  server tick p99 <= %s s  errors %s\n' "$1" \
-    "$(jq -r '.latency_ms.p50 // .ack_latency_ms.p50 // empty' "$out/flood-$1.json" 2>/dev/null || echo 0)" \
-    "$(jq -r '.latency_ms.p99 // .ack_latency_ms.p99 // empty' "$out/flood-$1.json" 2>/dev/null || echo 0)" \
-    "$(jq -r '.updates_per_s.min // .updates_per_s_per_client.min // empty' "$out/flood-$1.json" 2>/dev/null || echo 0)" \
+    "$(jq -r ".ack_latency_ms.p50" "$out/flood-$1.json")" \
+    "$(jq -r ".ack_latency_ms.p99" "$out/flood-$1.json")" \
+    "$(jq -r ".updates_per_client_s.min" "$out/flood-$1.json")" \
     "$(p99_between "$before" "$after")" "$(jq -r '.errors.total' "$out/flood-$1.json")"
   grep -E "ack latency|updates/s|sustained" "$data/$1.txt" | sed 's/^/         /'
 }
