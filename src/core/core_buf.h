@@ -66,6 +66,20 @@ static inline void core_buf_f32(core_buf *b, float v)
     memcpy(&u, &v, 4);
     core_buf_u32(b, u);
 }
+/* Overwrites / reads a u32 already written at offset at (at + 4 <= len):
+ * for counts and lengths patched once a message's items are written. */
+static inline void core_buf_put_u32_at(core_buf *b, size_t at, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b->data[at + (size_t)i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint32_t core_buf_get_u32_at(const core_buf *b, size_t at)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)b->data[at + (size_t)i] << (8 * i);
+    return v;
+}
 /* Unsigned LEB128: 7 bits per byte, low bits first, high bit = more. */
 static inline void core_buf_varint(core_buf *b, uint64_t v)
 {

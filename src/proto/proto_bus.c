@@ -16,20 +16,6 @@
 
 #include "proto.h"
 
-static void put_u32_at(core_buf *b, size_t at, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b->data[at + (size_t)i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32_at(const core_buf *b, size_t at)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)b->data[at + (size_t)i] << (8 * i);
-    return v;
-}
-
 void proto_bus_join_write(core_buf *b, const proto_join *j)
 {
     size_t nl = strnlen(j->name, PROTO_NAME_MAX);
@@ -88,7 +74,7 @@ void proto_bus_inputs_add(core_buf *b, size_t count_at, const proto_bus_input *i
     core_buf_u32(b, in->in.seq);
     core_buf_f32(b, in->in.dir_x);
     core_buf_f32(b, in->in.dir_y);
-    put_u32_at(b, count_at, get_u32_at(b, count_at) + 1);
+    core_buf_put_u32_at(b, count_at, core_buf_get_u32_at(b, count_at) + 1);
 }
 
 int proto_bus_input_read(core_rd *r, proto_bus_input *in)
@@ -129,7 +115,7 @@ void proto_bus_frames_begin(core_buf *b, uint32_t tick, uint16_t shard, size_t *
 
 size_t proto_bus_frames_item_begin(core_buf *b, size_t count_at, uint32_t session_id, uint8_t flags)
 {
-    put_u32_at(b, count_at, get_u32_at(b, count_at) + 1);
+    core_buf_put_u32_at(b, count_at, core_buf_get_u32_at(b, count_at) + 1);
     core_buf_u32(b, session_id);
     core_buf_u8(b, flags);
     size_t len_at = b->len;
@@ -139,7 +125,7 @@ size_t proto_bus_frames_item_begin(core_buf *b, size_t count_at, uint32_t sessio
 
 void proto_bus_frames_item_end(core_buf *b, size_t len_at)
 {
-    put_u32_at(b, len_at, (uint32_t)(b->len - len_at - 4));
+    core_buf_put_u32_at(b, len_at, (uint32_t)(b->len - len_at - 4));
 }
 
 int proto_bus_frames_header(core_rd *r, uint32_t *tick, uint16_t *shard, uint32_t *count)

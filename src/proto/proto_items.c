@@ -30,20 +30,6 @@
 
 #include "proto.h"
 
-static void put_u32_at(core_buf *b, size_t at, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b->data[at + (size_t)i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32_at(const core_buf *b, size_t at)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)b->data[at + (size_t)i] << (8 * i);
-    return v;
-}
-
 /* ---- validation ---- */
 
 bool proto_utf8_valid(const uint8_t *s, size_t len)
@@ -320,7 +306,7 @@ void proto_bus_records_add(core_buf *b, size_t count_at, const proto_bus_record 
     core_buf_u8(b, rec->kind);
     core_buf_u16(b, rec->len);
     core_buf_append(b, rec->body, rec->len);
-    put_u32_at(b, count_at, get_u32_at(b, count_at) + 1);
+    core_buf_put_u32_at(b, count_at, core_buf_get_u32_at(b, count_at) + 1);
 }
 
 int proto_bus_record_read(core_rd *r, proto_bus_record *rec)
@@ -354,7 +340,7 @@ void proto_bus_items_loaded_add(core_buf *b, size_t count_at, const proto_loaded
     core_buf_f32(b, it->y);
     core_buf_u8(b, it->item_kind);
     core_buf_u16(b, it->quantity);
-    put_u32_at(b, count_at, get_u32_at(b, count_at) + 1);
+    core_buf_put_u32_at(b, count_at, core_buf_get_u32_at(b, count_at) + 1);
 }
 
 int proto_bus_items_loaded_header(core_rd *r, uint32_t *cell, int32_t *status, uint32_t *count)

@@ -29,12 +29,6 @@
 #include "core_log.h"
 #include "sim_int.h"
 
-static void put_u32_at(core_buf *b, size_t at, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        b->data[at + (size_t)i] = (uint8_t)(v >> (8 * i));
-}
-
 /* ---- forwarding table ---- */
 
 int sim_forward_lookup(sim_shard *s, uint32_t session_id)
@@ -165,7 +159,7 @@ void sim_handoffs_send(sim_shard *s)
     for (int sh = 0; sh < s->cells->n_shards; sh++) {
         if (!counts[sh])
             continue;
-        put_u32_at(&s->out[sh], count_at[sh], counts[sh]);
+        core_buf_put_u32_at(&s->out[sh], count_at[sh], counts[sh]);
         if (bus_send(s->bus, BUS_EP_SHARD(sh), s->out[sh].data, s->out[sh].len) != BUS_OK)
             core_log(CORE_LOG_ERROR, "sim", NULL, "handoff to shard %d could not be sent", sh);
     }
@@ -331,7 +325,7 @@ void sim_ghosts_send(sim_shard *s)
     for (int sh = 0; sh < cm->n_shards; sh++) {
         if (sh == s->index)
             continue;
-        put_u32_at(&s->out[sh], count_at[sh], counts[sh]);
+        core_buf_put_u32_at(&s->out[sh], count_at[sh], counts[sh]);
         bus_send(s->bus, BUS_EP_SHARD(sh), s->out[sh].data, s->out[sh].len);
     }
 }

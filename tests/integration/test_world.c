@@ -268,8 +268,8 @@ static void test_aoi_and_handoff(void **state)
         assert_int_equal(cs[i].g.n_errors, 0);
         crossings += (int)cs[i].shard_changes;
     }
-    print_message("border crossings seen by clients: %d, handoffs %.0f, applied %.0f\n",
-                  crossings, metric("tessera_handoffs_out_total") - handoffs0,
+    print_message("border crossings seen by clients: %d, handoffs %.0f, applied %.0f\n", crossings,
+                  metric("tessera_handoffs_out_total") - handoffs0,
                   metric("tessera_inputs_applied_total") - applied0);
     assert_true(crossings >= 4);
     /* every input applied exactly once: none lost, none doubled */
