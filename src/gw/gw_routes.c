@@ -193,6 +193,32 @@ static void serve_static(gw *g, gw_conn *c, const gw_http_req *req)
 
 /* ---- login ---- */
 
+/* The answer to a refused login, whether refused at submit or by a worker. */
+static void login_error(gw *g, gw_conn *c, int status)
+{
+    switch (status) {
+    case GW_AUTH_E_CREDENTIALS:
+        respond_error(g, c, 401, "invalid_credentials", "wrong password", false);
+        break;
+    case GW_AUTH_E_USERNAME:
+        respond_error(g, c, 400, "bad_request",
+                      "username must be 3 to 24 characters from A-Z a-z 0-9 _ -", false);
+        break;
+    case GW_AUTH_E_PASSWORD:
+        respond_error(g, c, 400, "bad_request", "password must be 6 to 128 bytes", false);
+        break;
+    case GW_AUTH_E_BUSY:
+        respond_error(g, c, 503, "busy", "too many logins in progress; retry later", false);
+        break;
+    case GW_AUTH_E_STORE:
+        respond_error(g, c, 503, "unavailable", "account store unavailable; retry later", false);
+        break;
+    default:
+        respond_error(g, c, 500, "internal", "login failed", false);
+        break;
+    }
+}
+
 static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
 {
     json_error_t jerr;
@@ -220,31 +246,15 @@ static void login_submit(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
     }
     int rc = gw_login_submit(g->login, (uint64_t)c->id, user, pass);
     json_decref(root);
-    switch (rc) {
-    case GW_AUTH_OK:
-        /* Input stays unread until the answer (EPOLLIN off), so pipelined
-         * requests are answered in order. */
-        c->state = GW_CONN_LOGIN_WAIT;
-        c->deadline_ms = 0;
-        gw_conn_update_events(g, c);
-        break;
-    case GW_AUTH_E_USERNAME:
-        respond_error(g, c, 400, "bad_request",
-                      "username must be 3 to 24 characters from A-Z a-z 0-9 _ -", false);
-        break;
-    case GW_AUTH_E_PASSWORD:
-        respond_error(g, c, 400, "bad_request", "password must be 6 to 128 bytes", false);
-        break;
-    case GW_AUTH_E_BUSY:
-        respond_error(g, c, 503, "busy", "too many logins in progress; retry later", false);
-        break;
-    case GW_AUTH_E_STORE:
-        respond_error(g, c, 503, "unavailable", "account store unavailable; retry later", false);
-        break;
-    default:
-        respond_error(g, c, 500, "internal", "login failed", false);
-        break;
+    if (rc != GW_AUTH_OK) {
+        login_error(g, c, rc);
+        return;
     }
+    /* Input stays unread until the answer (EPOLLIN off), so pipelined
+     * requests are answered in order. */
+    c->state = GW_CONN_LOGIN_WAIT;
+    c->deadline_ms = 0;
+    gw_conn_update_events(g, c);
 }
 
 static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r);
@@ -274,22 +284,10 @@ void gw_routes_login_done(gw *g, const gw_login_result *r)
         break;
     case GW_AUTH_E_CREDENTIALS:
         gw_acct_login_failed(g, c, r->username);
-        respond_error(g, c, 401, "invalid_credentials", "wrong password", false);
-        break;
-    case GW_AUTH_E_USERNAME:
-        respond_error(g, c, 400, "bad_request", "invalid username", false);
-        break;
-    case GW_AUTH_E_PASSWORD:
-        respond_error(g, c, 400, "bad_request", "invalid password", false);
-        break;
-    case GW_AUTH_E_BUSY:
-        respond_error(g, c, 503, "busy", "too many logins in progress; retry later", false);
-        break;
-    case GW_AUTH_E_STORE:
-        respond_error(g, c, 503, "unavailable", "account store unavailable; retry later", false);
+        login_error(g, c, r->status);
         break;
     default:
-        respond_error(g, c, 500, "internal", "login failed", false);
+        login_error(g, c, r->status);
         break;
     }
     c->deadline_ms = g->now_ms + (uint64_t)g->cfg.handshake_timeout_s * 1000;
