@@ -199,7 +199,7 @@ void gw_acct_refresh(gw *g, gw_conn *c, const uint8_t *body, size_t blen)
 
 /* The Authorization: Bearer token into g->token_buf: its length, 0 when
  * there is no Authorization header, -1 when it is malformed. */
-static int bearer(gw *g, const gw_http_req *req)
+int gw_bearer_token(gw *g, const gw_http_req *req)
 {
     const gw_http_header *h = gw_http_find(req, "Authorization");
     if (!h)
@@ -223,7 +223,7 @@ void gw_acct_logout(gw *g, gw_conn *c, const gw_http_req *req, const uint8_t *bo
 {
     gw_claims claims;
     bool has_access = false;
-    int tlen = bearer(g, req);
+    int tlen = gw_bearer_token(g, req);
     if (tlen < 0) {
         gw_routes_error(g, c, 401, "unauthorized", "malformed token");
         return;

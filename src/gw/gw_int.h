@@ -222,6 +222,9 @@ void gw_conn_reap(gw *g);
 void gw_conn_free(gw *g, gw_conn *c);
 /* Sends LEAVE for a joined session (idempotent). */
 void gw_conn_leave(gw *g, gw_conn *c);
+/* gw_acct.c: the Authorization: Bearer token into g->token_buf: its length,
+ * 0 when there is no Authorization header, -1 when it is malformed. */
+int gw_bearer_token(gw *g, const gw_http_req *req);
 
 /* gw_session.c: one session per account; resume after a dropped connection */
 typedef struct gw_detached {

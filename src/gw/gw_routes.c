@@ -320,22 +320,7 @@ static int find_token(gw *g, const gw_http_req *req)
         return -1;
     if (n > 0)
         return n;
-    const gw_http_header *h = gw_http_find(req, "Authorization");
-    if (!h)
-        return 0;
-    if (h->value_len < 7 || strncasecmp(h->value, "Bearer ", 7) != 0)
-        return -1;
-    const char *t = h->value + 7;
-    size_t len = h->value_len - 7;
-    while (len && *t == ' ') {
-        t++;
-        len--;
-    }
-    if (len == 0 || len > GW_AUTH_TOKEN_MAX)
-        return -1;
-    memcpy(g->token_buf, t, len);
-    g->token_buf[len] = '\0';
-    return (int)len;
+    return gw_bearer_token(g, req);
 }
 
 static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)

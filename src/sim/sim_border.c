@@ -28,6 +28,7 @@
 
 #include "core_log.h"
 #include "sim_int.h"
+#include "sim_log.h"
 
 /* ---- forwarding table ---- */
 
@@ -75,17 +76,7 @@ void sim_forward_expire(sim_shard *s)
 
 static void write_entity(sim_shard *s, core_buf *b, uint32_t e)
 {
-    size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
-    core_buf_u32(b, s->id[e]);
-    core_buf_u8(b, s->kind[e]);
-    core_buf_f32(b, s->x[e]);
-    core_buf_f32(b, s->y[e]);
-    core_buf_f32(b, s->dir_x[e]);
-    core_buf_f32(b, s->dir_y[e]);
-    core_buf_f32(b, s->speed[e]);
-    core_buf_u32(b, s->wander_tick[e]);
-    core_buf_u8(b, (uint8_t)nl);
-    core_buf_append(b, s->name[e], nl);
+    sim_ent_write(b, s, e); /* the same ENTITY encoding snapshots use */
     uint32_t ci = s->client[e];
     core_buf_u8(b, ci != SIM_NONE);
     if (ci == SIM_NONE)
