@@ -272,6 +272,35 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
 
 /* ---- ghosts ---- */
 
+/* Per region cell: 1 when the cell and its eight neighbours are ours, so
+ * no entity in it is within the AOI radius (<= cell_size) of another
+ * shard's cell and the per-entity border test can be skipped. Recomputed
+ * when the cell map's epoch changes. */
+static const uint8_t *cells_inner(sim_shard *s)
+{
+    const spatial_cellmap *cm = s->cells;
+    if (s->cell_inner && s->cell_inner_epoch == cm->epoch + 1)
+        return s->cell_inner;
+    size_t n = (size_t)cm->cells_x * cm->cells_y;
+    uint8_t *in = realloc(s->cell_inner, n);
+    if (!in)
+        core_die("out of memory");
+    for (int cy = 0; cy < cm->cells_y; cy++)
+        for (int cx = 0; cx < cm->cells_x; cx++) {
+            bool ours = true;
+            for (int j = -1; j <= 1 && ours; j++)
+                for (int i = -1; i <= 1 && ours; i++) {
+                    int x = cx + i, y = cy + j;
+                    if (x >= 0 && y >= 0 && x < cm->cells_x && y < cm->cells_y)
+                        ours = cm->owner[(size_t)y * cm->cells_x + (size_t)x] == s->index;
+                }
+            in[(size_t)cy * cm->cells_x + (size_t)cx] = ours;
+        }
+    s->cell_inner = in;
+    s->cell_inner_epoch = cm->epoch + 1;
+    return in;
+}
+
 void sim_ghosts_send(sim_shard *s)
 {
     const float r = (float)s->cfg->aoi_radius;
@@ -287,8 +316,11 @@ void sim_ghosts_send(sim_shard *s)
         count_at[sh] = b->len;
         core_buf_u32(b, 0);
     }
-    for (uint32_t e = 0; e < s->n_used; e++) {
+    const uint8_t *inner = cm->n_shards > 1 ? cells_inner(s) : NULL;
+    for (uint32_t e = 0; e < s->n_used && inner; e++) {
         if ((s->flags[e] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
+            continue;
+        if (inner[spatial_cellmap_cell(cm, s->x[e], s->y[e])])
             continue;
         /* every cell the AOI square around e touches contains one of these
          * nine points, since aoi_radius <= cell_size */
@@ -360,6 +392,5 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
         if ((int32_t)(tick - s->ghost_stamp[slot]) > 0)
             s->ghost_stamp[slot] = tick;
         spatial_grid_move(s->aoi_grid, slot, x, y);
-        spatial_grid_move(s->col_grid, slot, x, y);
     }
 }

@@ -80,6 +80,81 @@ void sim_slot_release(sim_shard *s, uint32_t slot)
     s->free_slots[s->n_free++] = slot;
 }
 
+/* arr = arr[order[0]], arr[order[1]], ... in a new array of cap elements */
+static void *gather(void *arr, size_t size, const uint32_t *order, uint32_t n, uint32_t cap)
+{
+    uint8_t *out = malloc((size_t)cap * size);
+    if (!out)
+        core_die("out of memory");
+    const uint8_t *in = arr;
+    if (size == 4)
+        for (uint32_t k = 0; k < n; k++)
+            memcpy(out + (size_t)k * 4, in + (size_t)order[k] * 4, 4);
+    else if (size == 1)
+        for (uint32_t k = 0; k < n; k++)
+            out[k] = in[order[k]];
+    else
+        for (uint32_t k = 0; k < n; k++)
+            memcpy(out + (size_t)k * size, in + (size_t)order[k] * size, size);
+    free(arr);
+    return out;
+}
+
+#define GATHER(arr) (arr) = gather((arr), sizeof *(arr), order, n, s->cap)
+
+void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
+{
+    uint32_t old_used = s->n_used;
+    uint32_t *newof = malloc((size_t)(old_used ? old_used : 1) * sizeof *newof);
+    if (!newof)
+        core_die("out of memory");
+    for (uint32_t i = 0; i < old_used; i++)
+        newof[i] = SIM_NONE;
+    for (uint32_t k = 0; k < n; k++)
+        newof[order[k]] = k;
+    /* the id map first, while id[] still has the old numbering: a ghost
+     * and an owned entity may briefly share an id, and the map keeps the
+     * one it had */
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t old = order[k], id = s->id[old];
+        if (id && core_idmap_get(&s->ids, id) == old)
+            core_idmap_put(&s->ids, id, k);
+    }
+    sim_items_renumber(s, newof, old_used);
+    if (s->log)
+        sim_log_renumber(s, newof, old_used);
+    GATHER(s->id);
+    GATHER(s->x);
+    GATHER(s->y);
+    GATHER(s->dir_x);
+    GATHER(s->dir_y);
+    GATHER(s->speed);
+    GATHER(s->kind);
+    GATHER(s->flags);
+    GATHER(s->ghost_src);
+    GATHER(s->ghost_stamp);
+    GATHER(s->client);
+    GATHER(s->wander_tick);
+    GATHER(s->name);
+    GATHER(s->item);
+    for (uint32_t i = n; i < s->cap; i++)
+        s->flags[i] = 0;
+    memset(s->stamp, 0, (size_t)s->cap * sizeof *s->stamp);
+    memset(s->known_mark, 0, (size_t)s->cap * sizeof *s->known_mark);
+    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+        sim_client *c = &s->clients[ci];
+        if (c->session_id && c->slot < old_used)
+            c->slot = newof[c->slot];
+    }
+    s->n_used = n;
+    s->n_free = 0;
+    spatial_grid_destroy(s->aoi_grid);
+    s->aoi_grid = sim_aoi_grid_create(s);
+    for (uint32_t k = 0; k < n; k++)
+        sim_entity_place(s, k);
+    free(newof);
+}
+
 uint32_t sim_entity_new_id(sim_shard *s)
 {
     /* 26-bit counter and the 6-bit shard index: unique in the world
@@ -93,13 +168,11 @@ uint32_t sim_entity_new_id(sim_shard *s)
 void sim_entity_place(sim_shard *s, uint32_t slot)
 {
     spatial_grid_insert(s->aoi_grid, slot, s->x[slot], s->y[slot]);
-    spatial_grid_insert(s->col_grid, slot, s->x[slot], s->y[slot]);
 }
 
 void sim_entity_unplace(sim_shard *s, uint32_t slot)
 {
     spatial_grid_remove(s->aoi_grid, slot);
-    spatial_grid_remove(s->col_grid, slot);
 }
 
 uint32_t sim_client_alloc(sim_shard *s)

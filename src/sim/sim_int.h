@@ -20,6 +20,8 @@
 #define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
 #define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
+#define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
+#define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
 
 enum {
     SIM_F_ALIVE = 1,
@@ -135,7 +137,6 @@ struct sim_shard {
     uint32_t n_owned, n_ghosts;
 
     spatial_grid *aoi_grid; /* bucket aoi_radius / 2 */
-    spatial_grid *col_grid; /* bucket 4 * entity_radius */
     /* static obstacles bucketed on a coarse grid for collision */
     uint32_t obs_nx, obs_ny;
     float obs_bucket;
@@ -168,11 +169,19 @@ struct sim_shard {
     struct sim_log *log;
     /* collision step scratch (sim_move.c), grown on demand */
     float *col_dx, *col_dy; /* per slot: this tick's collision displacement */
-    uint32_t col_cap;       /* slots col_dx/col_dy can hold */
-    uint32_t *col_cand;     /* grid candidates of one entity */
-    size_t col_cand_cap;
-    uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | slot */
+    uint32_t *col_key;      /* per slot: the body's bucket, SIM_NONE if not a body */
+    uint32_t col_cap;       /* slots col_dx/col_dy/col_key can hold */
+    struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
+    uint32_t n_bodies, bodies_cap;
+    uint32_t sort_min, sort_every; /* sim_slots_sort: slots needed, period in ticks */
+    uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
+    size_t buckets_cap;
+    uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | body index */
     size_t col_near_cap;
+    /* ghosting: per region cell, 1 when it and its 8 neighbours are ours
+     * (nothing in it is within the AOI radius of another shard's cell) */
+    uint8_t *cell_inner;
+    uint64_t cell_inner_epoch; /* cellmap epoch cell_inner was computed for, + 1 */
 
     /* items, inventory and chat (sim_items.c); NULL until a loader is set */
     struct sim_items *items;
@@ -211,6 +220,17 @@ struct sim_shard {
 /* sim_ecs.c */
 uint32_t sim_slot_alloc(sim_shard *s);
 void sim_slot_release(sim_shard *s, uint32_t slot);
+/* Renumbers the entity slots: order[k] (every live slot once, n of them)
+ * becomes slot k; every structure holding slots follows (id map, clients,
+ * grids, items, tick log). Called between ticks. */
+void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n);
+/* Renumbers the slots in collision-bucket order (sim_move.c): run every
+ * SIM_SORT_TICKS on big shards so per-slot passes walk memory in the
+ * order of space. */
+void sim_slots_sort(sim_shard *s);
+void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
+void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
+spatial_grid *sim_aoi_grid_create(const sim_shard *s);
 uint32_t sim_entity_new_id(sim_shard *s);
 uint32_t sim_client_alloc(sim_shard *s);
 void sim_client_release(sim_shard *s, uint32_t ci);

@@ -383,6 +383,44 @@ void sim_log_tick_begin(sim_shard *s)
     }
 }
 
+void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
+{
+    struct sim_log *l = s->log;
+    uint32_t n = old_used < l->cap ? old_used : l->cap;
+    uint32_t *cell_of = xrealloc(NULL, l->cap * sizeof *cell_of);
+    uint32_t(*shadow)[7] = xrealloc(NULL, l->cap * sizeof *shadow);
+    uint32_t *ctick = xrealloc(NULL, l->cap * sizeof *ctick);
+    uint32_t *ccell = xrealloc(NULL, l->cap * sizeof *ccell);
+    for (uint32_t i = 0; i < l->cap; i++) {
+        cell_of[i] = SIM_NONE;
+        ctick[i] = 0;
+        ccell[i] = SIM_NONE;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t k = newof[i];
+        if (k == SIM_NONE)
+            continue;
+        cell_of[k] = l->cell_of[i];
+        memcpy(shadow[k], l->shadow[i], sizeof shadow[k]);
+        ctick[k] = l->contact_tick[i];
+        ccell[k] = l->contact_cell[i];
+    }
+    free(l->cell_of);
+    free(l->shadow);
+    free(l->contact_tick);
+    free(l->contact_cell);
+    l->cell_of = cell_of;
+    l->shadow = shadow;
+    l->contact_tick = ctick;
+    l->contact_cell = ccell;
+    for (uint32_t c = 0; c < l->n_cells; c++)
+        for (uint32_t j = 0; j < l->cells[c].n_mem; j++) {
+            sim_member *m = &l->cells[c].mem[j];
+            if (m->slot < old_used)
+                m->slot = newof[m->slot];
+        }
+}
+
 void sim_log_release(sim_shard *s, uint32_t slot)
 {
     struct sim_log *l = s->log;

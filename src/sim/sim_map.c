@@ -109,5 +109,9 @@ int sim_obstacles_index(sim_shard *s)
         }
         free(fill);
     }
+    if (s->obs_start[nb] == 0) { /* no obstacles: movement skips the lookup */
+        free(s->obs_list);
+        s->obs_list = NULL;
+    }
     return 0;
 }

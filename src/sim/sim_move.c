@@ -10,6 +10,7 @@
  * same bits. */
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core_hash.h"
 #include "core_log.h"
@@ -95,63 +96,141 @@ static void *grow_array(void *p, size_t n, size_t size)
     return p;
 }
 
-/* The displacement that pushes owned entity i out of every body within two
- * radii, from positions as they stand after integration: nothing moves
- * until every displacement is known (a Jacobi step), so the result does
- * not depend on which entity was processed first. In-range neighbours are
- * summed in ascending id order (the first COL_NEIGH_MAX of them), so the
- * float sum depends only on which bodies are in range and where. */
-static void collide_disp(sim_shard *s, uint32_t i, float *out_x, float *out_y)
+/* ---- collision broad phase ----
+ * Hand-written because it is the hot loop of the simulation (M1: a million
+ * bodies per tick). Every tick the bodies (alive entities other than items,
+ * ghosts included) are counting-sorted by square bucket into one array of
+ * (x, y, id, slot) records, so the neighbours of a body are a few short
+ * contiguous runs of memory instead of linked lists threaded through the
+ * slot arrays. Buckets are at least twice the contact distance, so a query
+ * touches at most 2 x 2 of them; they grow with the world so that there is
+ * about one bucket per body (the bucket array is cleared every tick). */
+#define BODY_GHOST 0x80000000u /* sim_body.slot: a ghost (collides, never moved) */
+
+typedef struct sim_body {
+    float x, y;
+    uint32_t id;
+    uint32_t slot; /* | BODY_GHOST */
+} sim_body;
+
+typedef struct broad {
+    uint32_t nx, ny;
+    float inv; /* 1 / bucket side */
+} broad;
+
+static inline uint32_t bcoord(float v, float inv, uint32_t n)
 {
-    float min = 2.0f * (float)s->cfg->entity_radius;
-    if (s->kind[i] == PROTO_KIND_ITEM) { /* items lie still and block nobody */
-        *out_x = *out_y = 0.0f;
-        return;
+    float f = v * inv;
+    if (!(f >= 0.0f)) /* also NaN */
+        return 0;
+    if (f >= (float)(n - 1))
+        return n - 1;
+    return (uint32_t)f;
+}
+
+static broad broad_build(sim_shard *s, float contact)
+{
+    float w = (float)s->cells->world_w, h = (float)s->cells->world_h;
+    uint32_t want = s->n_owned + s->n_ghosts;
+    if (want < 64)
+        want = 64;
+    float side = sqrtf(w * h / (float)want);
+    if (side < 2.0f * contact)
+        side = 2.0f * contact;
+    broad b = {.nx = (uint32_t)(w / side) + 1, .ny = (uint32_t)(h / side) + 1, .inv = 1.0f / side};
+    size_t nb = (size_t)b.nx * b.ny;
+    if (nb + 1 > s->buckets_cap) {
+        s->buckets_cap = nb + 1;
+        s->bucket_start = grow_array(s->bucket_start, s->buckets_cap, sizeof *s->bucket_start);
     }
-    size_t n =
-        spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand, s->col_cand_cap);
-    if (n > s->col_cand_cap) {
-        /* never truncate: a replay's grid holds other bodies, and a cut
-         * made in bucket order would drop different neighbours */
-        s->col_cand_cap = n * 2;
-        s->col_cand = grow_array(s->col_cand, s->col_cand_cap, sizeof *s->col_cand);
-        n = spatial_grid_collect(s->col_grid, s->x[i], s->y[i], min, s->col_cand, s->col_cand_cap);
+    uint32_t *start = s->bucket_start;
+    memset(start, 0, (nb + 1) * sizeof *start);
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < s->n_used; i++) {
+        if (!(s->flags[i] & SIM_F_ALIVE) || s->kind[i] == PROTO_KIND_ITEM) {
+            s->col_key[i] = SIM_NONE; /* items lie still and block nobody */
+            continue;
+        }
+        uint32_t k = bcoord(s->y[i], b.inv, b.ny) * b.nx + bcoord(s->x[i], b.inv, b.nx);
+        s->col_key[i] = k;
+        start[k]++;
+        n++;
     }
-    if (n > s->col_near_cap) {
-        s->col_near_cap = n * 2;
-        s->col_near = grow_array(s->col_near, s->col_near_cap, sizeof *s->col_near);
+    uint32_t sum = 0;
+    for (size_t k = 0; k < nb; k++) { /* inclusive: start[k] = end of bucket k */
+        sum += start[k];
+        start[k] = sum;
     }
+    start[nb] = sum;
+    s->n_bodies = n;
+    if (n > s->bodies_cap) {
+        s->bodies_cap = n + n / 2;
+        s->bodies = grow_array(s->bodies, s->bodies_cap, sizeof *s->bodies);
+    }
+    for (uint32_t i = 0; i < s->n_used; i++) { /* afterwards start[k] = beginning of k */
+        uint32_t k = s->col_key[i];
+        if (k == SIM_NONE)
+            continue;
+        uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
+        s->bodies[--start[k]] = (sim_body){s->x[i], s->y[i], s->id[i], i | ghost};
+    }
+    return b;
+}
+
+/* The displacement that pushes the owned body at bodies[k] out of every
+ * body within the contact distance, from positions as they stand after
+ * integration: nothing moves until every displacement is known (a Jacobi
+ * step), so the result does not depend on which entity was processed
+ * first. In-range neighbours are summed in ascending id order (the first
+ * COL_NEIGH_MAX of them), so the float sum depends only on which bodies
+ * are in range and where. */
+static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
+{
+    const sim_body *me = &s->bodies[k];
+    uint32_t i = me->slot;
+    uint32_t x0 = bcoord(me->x - min, b->inv, b->nx), x1 = bcoord(me->x + min, b->inv, b->nx);
+    uint32_t y0 = bcoord(me->y - min, b->inv, b->ny), y1 = bcoord(me->y + min, b->inv, b->ny);
+    const float min2 = min * min;
     size_t m = 0;
-    for (size_t k = 0; k < n; k++) {
-        uint32_t o = s->col_cand[k];
-        if (o == i || !(s->flags[o] & SIM_F_ALIVE) || s->kind[o] == PROTO_KIND_ITEM)
-            continue;
-        float dx = s->x[i] - s->x[o], dy = s->y[i] - s->y[o];
-        if (dx * dx + dy * dy >= min * min)
-            continue;
-        /* insertion by id: typically a handful of neighbours */
-        uint64_t key = ((uint64_t)s->id[o] << 32) | o;
-        size_t at = m++;
-        for (; at > 0 && s->col_near[at - 1] > key; at--)
-            s->col_near[at] = s->col_near[at - 1];
-        s->col_near[at] = key;
-        if (s->log)
-            sim_log_contact(s, i, o);
+    for (uint32_t by = y0; by <= y1; by++) {
+        uint32_t lo = s->bucket_start[by * b->nx + x0], hi = s->bucket_start[by * b->nx + x1 + 1];
+        for (uint32_t j = lo; j < hi; j++) {
+            const sim_body *o = &s->bodies[j];
+            float dx = me->x - o->x, dy = me->y - o->y;
+            if (dx * dx + dy * dy >= min2 || j == k)
+                continue;
+            if (m == s->col_near_cap) {
+                s->col_near_cap = s->col_near_cap ? s->col_near_cap * 2 : 64;
+                s->col_near = grow_array(s->col_near, s->col_near_cap, sizeof *s->col_near);
+            }
+            /* insertion by id: typically a handful of neighbours */
+            uint64_t key = ((uint64_t)o->id << 32) | j;
+            size_t at = m++;
+            for (; at > 0 && s->col_near[at - 1] > key; at--)
+                s->col_near[at] = s->col_near[at - 1];
+            s->col_near[at] = key;
+            if (s->log)
+                sim_log_contact(s, i, o->slot & ~BODY_GHOST);
+        }
+    }
+    if (m == 0) { /* the common case: nobody within reach */
+        s->col_dx[i] = s->col_dy[i] = 0.0f;
+        return;
     }
     if (m > COL_NEIGH_MAX)
         m = COL_NEIGH_MAX;
     float sx = 0.0f, sy = 0.0f;
-    for (size_t k = 0; k < m; k++) {
-        uint32_t o = (uint32_t)s->col_near[k];
-        float dx = s->x[i] - s->x[o], dy = s->y[i] - s->y[o];
+    for (size_t q = 0; q < m; q++) {
+        const sim_body *o = &s->bodies[(uint32_t)s->col_near[q]];
+        float dx = me->x - o->x, dy = me->y - o->y;
         float d = sqrtf(dx * dx + dy * dy);
         if (d < 1e-4f) {
             /* coincident: separate along a direction fixed by the ids */
-            float a = (float)((s->id[i] ^ s->id[o]) % 628) * 0.01f;
+            float a = (float)((me->id ^ o->id) % 628) * 0.01f;
             dx = cosf(a);
             dy = sinf(a);
             d = 1.0f;
-            if (s->id[i] < s->id[o]) {
+            if (me->id < o->id) {
                 dx = -dx;
                 dy = -dy;
             }
@@ -160,8 +239,33 @@ static void collide_disp(sim_shard *s, uint32_t i, float *out_x, float *out_y)
         sx += dx / d * push;
         sy += dy / d * push;
     }
-    *out_x = sx;
-    *out_y = sy;
+    s->col_dx[i] = sx;
+    s->col_dy[i] = sy;
+}
+
+void sim_slots_sort(sim_shard *s)
+{
+    /* this tick's bodies in bucket order, then whatever else lives
+     * (items, and anything that arrived since the movement step) */
+    uint32_t *order = malloc(((size_t)s->n_used + 1) * sizeof *order);
+    uint8_t *taken = calloc((size_t)s->n_used + 1, 1);
+    if (!order || !taken)
+        core_die("out of memory");
+    uint32_t n = 0;
+    for (uint32_t k = 0; k < s->n_bodies; k++) {
+        uint32_t i = s->bodies[k].slot & ~BODY_GHOST;
+        if (i < s->n_used && (s->flags[i] & SIM_F_ALIVE) && !taken[i]) {
+            taken[i] = 1;
+            order[n++] = i;
+        }
+    }
+    for (uint32_t i = 0; i < s->n_used; i++)
+        if ((s->flags[i] & SIM_F_ALIVE) && !taken[i])
+            order[n++] = i;
+    s->n_bodies = 0; /* the array's slots are the old numbering */
+    sim_slots_renumber(s, order, n);
+    free(order);
+    free(taken);
 }
 
 void sim_move(sim_shard *s)
@@ -169,6 +273,7 @@ void sim_move(sim_shard *s)
     if (s->log)
         sim_log_step(s);
     float dt = s->dt;
+    bool obstacles = s->obs_list != NULL;
     for (uint32_t i = 0; i < s->n_used; i++) {
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
             continue;
@@ -177,32 +282,37 @@ void sim_move(sim_shard *s)
         float x = s->x[i] + s->dir_x[i] * s->speed[i] * dt;
         float y = s->y[i] + s->dir_y[i] * s->speed[i] * dt;
         clamp_world(s, &x, &y);
-        sim_push_out_of_obstacles(s, &x, &y);
+        if (obstacles)
+            sim_push_out_of_obstacles(s, &x, &y);
         s->x[i] = x;
         s->y[i] = y;
-        spatial_grid_move(s->col_grid, i, x, y);
     }
     if (s->col_cap < s->n_used) {
         s->col_cap = s->cap;
         s->col_dx = grow_array(s->col_dx, s->col_cap, sizeof *s->col_dx);
         s->col_dy = grow_array(s->col_dy, s->col_cap, sizeof *s->col_dy);
+        s->col_key = grow_array(s->col_key, s->col_cap, sizeof *s->col_key);
     }
-    for (uint32_t i = 0; i < s->n_used; i++)
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE)
-            collide_disp(s, i, &s->col_dx[i], &s->col_dy[i]);
+    float min = 2.0f * (float)s->cfg->entity_radius;
+    broad b = broad_build(s, min);
+    uint32_t n_bodies = s->bucket_start[(size_t)b.nx * b.ny];
+    for (uint32_t k = 0; k < n_bodies; k++)
+        if (!(s->bodies[k].slot & BODY_GHOST))
+            collide_one(s, &b, k, min);
     for (uint32_t i = 0; i < s->n_used; i++) {
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
             continue;
-        float x = s->x[i] + s->col_dx[i], y = s->y[i] + s->col_dy[i];
-        if (x == s->x[i] && y == s->y[i])
-            continue;
-        clamp_world(s, &x, &y);
-        sim_push_out_of_obstacles(s, &x, &y);
-        s->x[i] = x;
-        s->y[i] = y;
-        spatial_grid_move(s->col_grid, i, x, y);
+        /* col_key: items are no bodies and were not collided */
+        if (s->col_key[i] != SIM_NONE && (s->col_dx[i] != 0.0f || s->col_dy[i] != 0.0f)) {
+            float x = s->x[i] + s->col_dx[i], y = s->y[i] + s->col_dy[i];
+            if (x != s->x[i] || y != s->y[i]) {
+                clamp_world(s, &x, &y);
+                if (obstacles)
+                    sim_push_out_of_obstacles(s, &x, &y);
+                s->x[i] = x;
+                s->y[i] = y;
+            }
+        }
+        spatial_grid_move(s->aoi_grid, i, s->x[i], s->y[i]); /* ghosts: by their batch */
     }
-    for (uint32_t i = 0; i < s->n_used; i++)
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE)
-            spatial_grid_move(s->aoi_grid, i, s->x[i], s->y[i]);
 }

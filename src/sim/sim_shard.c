@@ -35,10 +35,9 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     core_idmap_init(&s->sessions);
     core_idmap_init(&s->forward);
     core_rng_seed(&s->rng, cfg->seed * 1000003ull + index);
-    s->aoi_grid = spatial_grid_create((float)cells->world_w, (float)cells->world_h,
-                                      (float)cfg->aoi_radius / 2.0f, 1024);
-    s->col_grid = spatial_grid_create((float)cells->world_w, (float)cells->world_h,
-                                      (float)cfg->entity_radius * 4.0f, 1024);
+    s->aoi_grid = sim_aoi_grid_create(s);
+    s->sort_min = SIM_SORT_MIN;
+    s->sort_every = SIM_SORT_TICKS;
     sim_obstacles_index(s);
 
     char labels[32];
@@ -106,14 +105,16 @@ void sim_shard_destroy(sim_shard *s)
     free(s->known_mark);
     free(s->col_dx);
     free(s->col_dy);
-    free(s->col_cand);
+    free(s->col_key);
+    free(s->bodies);
+    free(s->bucket_start);
+    free(s->cell_inner);
     free(s->col_near);
     sim_log_destroy(s);
     core_idmap_free(&s->ids);
     core_idmap_free(&s->sessions);
     core_idmap_free(&s->forward);
     spatial_grid_destroy(s->aoi_grid);
-    spatial_grid_destroy(s->col_grid);
     free(s->obs_start);
     free(s->obs_list);
     for (uint32_t i = 0; i < s->n_clients_cap; i++) {
@@ -287,6 +288,12 @@ static void send_frames(sim_shard *s)
     }
 }
 
+void sim_shard_set_sort(sim_shard *s, uint32_t min_slots, uint32_t every_ticks)
+{
+    s->sort_min = min_slots;
+    s->sort_every = every_ticks;
+}
+
 void sim_shard_step(sim_shard *s, uint32_t tick)
 {
     uint64_t t0 = core_now_ns();
@@ -314,6 +321,8 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_detached_expire(s);
 
     sim_log_tick_end(s); /* cell moves, hashes, the tick log, snapshots */
+    if (s->sort_every && s->n_used >= s->sort_min && tick % s->sort_every == 0)
+        sim_slots_sort(s);
 
     core_gauge_set(s->m_entities, s->n_owned);
     core_gauge_set(s->m_ghosts, s->n_ghosts);

@@ -254,7 +254,6 @@ void sim_ent_overwrite(sim_shard *s, uint32_t slot, const sim_ent_rec *e)
     s->wander_tick[slot] = e->wander_tick;
     memcpy(s->name[slot], e->name, sizeof s->name[slot]);
     spatial_grid_move(s->aoi_grid, slot, e->x, e->y);
-    spatial_grid_move(s->col_grid, slot, e->x, e->y);
 }
 
 uint32_t sim_ent_restore(sim_shard *s, const sim_ent_rec *e)

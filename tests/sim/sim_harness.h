@@ -43,6 +43,9 @@ typedef struct harness {
     h_sess sess[H_MAX_SESS];
     int n_sess;
     uint32_t tick;
+    /* shards re-sort their slots every sort_every ticks (0: never); on by
+     * default so every sim test also runs across renumberings */
+    uint32_t sort_every;
     /* Optional: called for every record of every frame (after the
      * harness's own handling of WELCOME, STATE and ERROR). */
     void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body, size_t len);
@@ -63,6 +66,7 @@ static inline void h_init(harness *h, int n_shards, int npcs, uint64_t seed)
         abort();
     spatial_cellmap_init(&h->cells, 1024, 1024, 256, (uint8_t)n_shards);
     h->n_shards = n_shards;
+    h->sort_every = 7;
 }
 
 /* Creates shards (after cfg tweaks). */
@@ -72,6 +76,7 @@ static inline void h_start(harness *h)
         if (sim_shard_create(&h->shards[i], &h->cfg, &h->cells, &h->map, (uint16_t)i, h->b, h->m) !=
             0)
             abort();
+        sim_shard_set_sort(h->shards[i], 0, h->sort_every);
         sim_shard_spawn_npcs(h->shards[i]);
     }
 }
