@@ -16,7 +16,7 @@
 
 static void grow_slots(sim_shard *s)
 {
-    uint32_t ncap = s->cap ? s->cap * 2 : 1024;
+    uint32_t ncap = s->cap ? s->cap * 2 : 64;
     GROW(s->id, ncap);
     GROW(s->x, ncap);
     GROW(s->y, ncap);
