@@ -112,6 +112,8 @@ void sim_handoffs_send(sim_shard *s)
 {
     size_t count_at[BUS_MAX_SHARDS];
     uint32_t counts[BUS_MAX_SHARDS] = {0};
+    if (s->cells->n_shards == 1)
+        return; /* everything is ours */
     for (uint32_t e = 0; e < s->n_used; e++) {
         if ((s->flags[e] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
             continue;

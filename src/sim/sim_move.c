@@ -128,7 +128,8 @@ static inline uint32_t bcoord(float v, float inv, uint32_t n)
     return (uint32_t)f;
 }
 
-static broad broad_build(sim_shard *s, float contact)
+/* Picks the bucket size for this tick and clears the bucket counts. */
+static broad broad_prepare(sim_shard *s, float contact)
 {
     float w = (float)s->cells->world_w, h = (float)s->cells->world_h;
     uint32_t want = s->n_owned + s->n_ghosts;
@@ -143,19 +144,28 @@ static broad broad_build(sim_shard *s, float contact)
         s->buckets_cap = nb + 1;
         s->bucket_start = grow_array(s->bucket_start, s->buckets_cap, sizeof *s->bucket_start);
     }
-    uint32_t *start = s->bucket_start;
-    memset(start, 0, (nb + 1) * sizeof *start);
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < s->n_used; i++) {
-        if (!(s->flags[i] & SIM_F_ALIVE) || s->kind[i] == PROTO_KIND_ITEM) {
-            s->col_key[i] = SIM_NONE; /* items lie still and block nobody */
-            continue;
-        }
-        uint32_t k = bcoord(s->y[i], b.inv, b.ny) * b.nx + bcoord(s->x[i], b.inv, b.nx);
-        s->col_key[i] = k;
-        start[k]++;
-        n++;
+    memset(s->bucket_start, 0, (nb + 1) * sizeof *s->bucket_start);
+    return b;
+}
+
+/* Counts body i into its bucket (or marks it as no body). */
+static inline uint32_t broad_count(sim_shard *s, const broad *b, uint32_t i)
+{
+    if (!(s->flags[i] & SIM_F_ALIVE) || s->kind[i] == PROTO_KIND_ITEM) {
+        s->col_key[i] = SIM_NONE; /* items lie still and block nobody */
+        return 0;
     }
+    uint32_t k = bcoord(s->y[i], b->inv, b->ny) * b->nx + bcoord(s->x[i], b->inv, b->nx);
+    s->col_key[i] = k;
+    s->bucket_start[k]++;
+    return 1;
+}
+
+/* After every slot was counted: bucket offsets, then the bodies in place. */
+static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
+{
+    size_t nb = (size_t)b->nx * b->ny;
+    uint32_t *start = s->bucket_start;
     uint32_t sum = 0;
     for (size_t k = 0; k < nb; k++) { /* inclusive: start[k] = end of bucket k */
         sum += start[k];
@@ -174,7 +184,6 @@ static broad broad_build(sim_shard *s, float contact)
         uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
         s->bodies[--start[k]] = (sim_body){s->x[i], s->y[i], s->id[i], i | ghost};
     }
-    return b;
 }
 
 /* The displacement that pushes the owned body at bodies[k] out of every
@@ -274,19 +283,6 @@ void sim_move(sim_shard *s)
         sim_log_step(s);
     float dt = s->dt;
     bool obstacles = s->obs_list != NULL;
-    for (uint32_t i = 0; i < s->n_used; i++) {
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
-            continue;
-        if (s->dir_x[i] == 0.0f && s->dir_y[i] == 0.0f)
-            continue;
-        float x = s->x[i] + s->dir_x[i] * s->speed[i] * dt;
-        float y = s->y[i] + s->dir_y[i] * s->speed[i] * dt;
-        clamp_world(s, &x, &y);
-        if (obstacles)
-            sim_push_out_of_obstacles(s, &x, &y);
-        s->x[i] = x;
-        s->y[i] = y;
-    }
     if (s->col_cap < s->n_used) {
         s->col_cap = s->cap;
         s->col_dx = grow_array(s->col_dx, s->col_cap, sizeof *s->col_dx);
@@ -294,8 +290,22 @@ void sim_move(sim_shard *s)
         s->col_key = grow_array(s->col_key, s->col_cap, sizeof *s->col_key);
     }
     float min = 2.0f * (float)s->cfg->entity_radius;
-    broad b = broad_build(s, min);
-    uint32_t n_bodies = s->bucket_start[(size_t)b.nx * b.ny];
+    broad b = broad_prepare(s, min);
+    uint32_t n_bodies = 0;
+    for (uint32_t i = 0; i < s->n_used; i++) { /* integrate, then bucket */
+        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE &&
+            (s->dir_x[i] != 0.0f || s->dir_y[i] != 0.0f)) {
+            float x = s->x[i] + s->dir_x[i] * s->speed[i] * dt;
+            float y = s->y[i] + s->dir_y[i] * s->speed[i] * dt;
+            clamp_world(s, &x, &y);
+            if (obstacles)
+                sim_push_out_of_obstacles(s, &x, &y);
+            s->x[i] = x;
+            s->y[i] = y;
+        }
+        n_bodies += broad_count(s, &b, i);
+    }
+    broad_finish(s, &b, n_bodies);
     for (uint32_t k = 0; k < n_bodies; k++)
         if (!(s->bodies[k].slot & BODY_GHOST))
             collide_one(s, &b, k, min);
