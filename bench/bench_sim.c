@@ -35,6 +35,19 @@ static uint64_t thread_cpu_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Resident set size of this process in bytes (/proc/self/statm). */
+static long rss_bytes(void)
+{
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    return rss * 4096;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -94,6 +107,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    long rss0 = rss_bytes();
     core_metrics *m = core_metrics_create();
     bus *b;
     bus_create(&b, "inproc", m);
@@ -136,6 +150,7 @@ int main(int argc, char **argv)
         frame_bytes += bt.len;
         frames += bt.n_msgs;
     }
+    long rss1 = rss_bytes();
     size_t n = (size_t)ticks * (size_t)shards;
     qsort(dur, n, sizeof *dur, cmp_u64);
     qsort(cpu, n, sizeof *cpu, cmp_u64);
@@ -144,8 +159,9 @@ int main(int argc, char **argv)
     double per_s = (double)(entities + players) / (med / 1e3 * shards);
     printf("{\"bench\":\"sim\",\"entities\":%d,\"players\":%d,\"shards\":%d,\"world\":%d,"
            "\"ticks\":%d,\"tick_cpu_ms_median\":%.3f,\"tick_ms_median\":%.3f,\"tick_ms_p99\":%.3f,\"tick_ms_max\":%.3f,"
-           "\"entity_updates_per_s_per_core\":%.0f,\"bus_bytes_to_gateway_per_tick\":%.0f}\n",
+           "\"entity_updates_per_s_per_core\":%.0f,\"bytes_per_entity\":%.0f,\"bus_bytes_to_gateway_per_tick\":%.0f}\n",
            entities, players, shards, world, ticks, (double)cpu[n / 2] / 1e6, med, p99, mx, per_s,
+           (double)(rss1 - rss0) / (entities + players),
            (double)frame_bytes / ticks);
     (void)frames;
     store_close(st);

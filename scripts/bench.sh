@@ -17,7 +17,7 @@ pin() { if command -v taskset >/dev/null; then taskset -c 0 "$@"; else "$@"; fi;
   echo "# W1-like: 1,000 players + 2,000 NPCs, AOI and encoding included" >&2
   pin "$build/bench_sim" --entities 2000 --players 1000 --ticks 200 --world 2048
   echo "# M1: 1,000,000 entities, movement + re-index + collision" >&2
-  pin "$build/bench_sim" --entities 1000000 --ticks 50 --world 32768
+  pin "$build/bench_sim" --entities 1000000 --ticks 200 --world 32768
 } | tee "$out"
 echo "results: $out"
 echo "# store: flush throughput and logins/s, SQLite and PostgreSQL" >&2

@@ -105,3 +105,10 @@ int core_idmap_del(core_idmap *m, uint32_t key)
         i = j;
     }
 }
+
+void core_idmap_remap(core_idmap *m, const uint32_t *to, uint32_t n)
+{
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i] && m->vals[i] < n && to[m->vals[i]] != CORE_IDMAP_NONE)
+            m->vals[i] = to[m->vals[i]];
+}

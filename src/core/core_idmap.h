@@ -24,4 +24,7 @@ void core_idmap_put(core_idmap *m, uint32_t key, uint32_t val);
 uint32_t core_idmap_get(const core_idmap *m, uint32_t key);
 /* Removes key if present; returns 1 if it was. */
 int core_idmap_del(core_idmap *m, uint32_t key);
+/* Rewrites every value v < n as to[v] (one pass over the table; values
+ * with to[v] == CORE_IDMAP_NONE are left alone). For renumberings. */
+void core_idmap_remap(core_idmap *m, const uint32_t *to, uint32_t n);
 #endif

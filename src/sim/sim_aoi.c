@@ -107,12 +107,6 @@ static core_buf *frames_for(sim_shard *s, uint16_t gw)
     return f;
 }
 
-spatial_grid *sim_aoi_grid_create(const sim_shard *s)
-{
-    return spatial_grid_create((float)s->cells->world_w, (float)s->cells->world_h,
-                               (float)s->cfg->aoi_radius / 2.0f, s->cap ? s->cap : 64);
-}
-
 void sim_aoi_clear_client(sim_shard *s, sim_client *c)
 {
     memset(c->known_id, 0, (size_t)s->cfg->aoi_max_entities * sizeof *c->known_id);

@@ -112,14 +112,9 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
         newof[i] = SIM_NONE;
     for (uint32_t k = 0; k < n; k++)
         newof[order[k]] = k;
-    /* the id map first, while id[] still has the old numbering: a ghost
-     * and an owned entity may briefly share an id, and the map keeps the
-     * one it had */
-    for (uint32_t k = 0; k < n; k++) {
-        uint32_t old = order[k], id = s->id[old];
-        if (id && core_idmap_get(&s->ids, id) == old)
-            core_idmap_put(&s->ids, id, k);
-    }
+    /* maps and lists first, while the arrays still have the old numbering */
+    core_idmap_remap(&s->ids, newof, old_used);
+    spatial_grid_renumber(s->aoi_grid, order, n, newof, old_used);
     sim_items_renumber(s, newof, old_used);
     if (s->log)
         sim_log_renumber(s, newof, old_used);
@@ -148,10 +143,6 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     }
     s->n_used = n;
     s->n_free = 0;
-    spatial_grid_destroy(s->aoi_grid);
-    s->aoi_grid = sim_aoi_grid_create(s);
-    for (uint32_t k = 0; k < n; k++)
-        sim_entity_place(s, k);
     free(newof);
 }
 

@@ -174,6 +174,7 @@ struct sim_shard {
     struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every; /* sim_slots_sort: slots needed, period in ticks */
+    uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */
     uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
     size_t buckets_cap;
     uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | body index */
@@ -230,7 +231,6 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n);
 void sim_slots_sort(sim_shard *s);
 void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
 void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
-spatial_grid *sim_aoi_grid_create(const sim_shard *s);
 uint32_t sim_entity_new_id(sim_shard *s);
 uint32_t sim_client_alloc(sim_shard *s);
 void sim_client_release(sim_shard *s, uint32_t ci);

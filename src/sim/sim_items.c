@@ -185,16 +185,8 @@ static uint32_t spawn_item(sim_shard *s, const proto_loaded_item *li)
 
 void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
 {
-    if (!s->items)
-        return;
-    for (uint32_t i = 0; i < old_used; i++) {
-        if (newof[i] == SIM_NONE || s->kind[i] != PROTO_KIND_ITEM || !s->item[i].db_id ||
-            (s->flags[i] & SIM_F_GHOST))
-            continue;
-        uint32_t db = (uint32_t)s->item[i].db_id;
-        if (core_idmap_get(&s->items->by_db, db) == i)
-            core_idmap_put(&s->items->by_db, db, newof[i]);
-    }
+    if (s->items)
+        core_idmap_remap(&s->items->by_db, newof, old_used);
 }
 
 static void remove_item(sim_shard *s, uint32_t slot)

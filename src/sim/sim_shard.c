@@ -35,7 +35,8 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     core_idmap_init(&s->sessions);
     core_idmap_init(&s->forward);
     core_rng_seed(&s->rng, cfg->seed * 1000003ull + index);
-    s->aoi_grid = sim_aoi_grid_create(s);
+    s->aoi_grid = spatial_grid_create((float)cells->world_w, (float)cells->world_h,
+                                      (float)cfg->aoi_radius / 2.0f, 64);
     s->sort_min = SIM_SORT_MIN;
     s->sort_every = SIM_SORT_TICKS;
     sim_obstacles_index(s);
@@ -321,8 +322,14 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_detached_expire(s);
 
     sim_log_tick_end(s); /* cell moves, hashes, the tick log, snapshots */
-    if (s->sort_every && s->n_used >= s->sort_min && tick % s->sort_every == 0)
+    /* slots re-sorted by place every sort_every ticks, and at once when
+     * the shard has doubled since the last time (a fresh world) */
+    if (s->sort_every && s->n_used >= s->sort_min &&
+        (tick - s->sorted_tick >= s->sort_every || s->n_used > 2 * s->sorted_used)) {
         sim_slots_sort(s);
+        s->sorted_tick = tick;
+        s->sorted_used = s->n_used;
+    }
 
     core_gauge_set(s->m_entities, s->n_owned);
     core_gauge_set(s->m_ghosts, s->n_ghosts);

@@ -5,6 +5,7 @@
  * when not inserted). Doubly linked so remove and move are O(1). Buckets
  * are row-major; coordinates outside the rectangle clamp to the edge
  * buckets so nothing is ever lost. */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,6 +135,42 @@ void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y)
     if (item < g->cap && g->where[item] == b)
         return;
     spatial_grid_insert(g, item, x, y);
+}
+
+void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n,
+                           const uint32_t *newof, uint32_t n_old)
+{
+    /* links of dropped items are cut first, so no list reaches them */
+    for (uint32_t i = 0; i < n_old && i < g->cap; i++)
+        if (newof[i] == NONE && g->where[i] != NONE)
+            unlink_item(g, i);
+    if (n > g->cap)
+        grow_items(g, n);
+    uint32_t *next = malloc((size_t)g->cap * sizeof *next);
+    uint32_t *prev = malloc((size_t)g->cap * sizeof *prev);
+    uint32_t *where = malloc((size_t)g->cap * sizeof *where);
+    if (!next || !prev || !where)
+        core_die("out of memory");
+#define MAP(v) ((v) == NONE || (v) >= n_old ? NONE : newof[(v)])
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t o = order[k];
+        bool in = o < g->cap && g->where[o] != NONE;
+        where[k] = in ? g->where[o] : NONE;
+        next[k] = in ? MAP(g->next[o]) : NONE;
+        prev[k] = in ? MAP(g->prev[o]) : NONE;
+    }
+    for (uint32_t k = n; k < g->cap; k++)
+        where[k] = NONE;
+    size_t nb = (size_t)g->nx * g->ny;
+    for (size_t b = 0; b < nb; b++)
+        g->head[b] = MAP(g->head[b]);
+#undef MAP
+    free(g->next);
+    free(g->prev);
+    free(g->where);
+    g->next = next;
+    g->prev = prev;
+    g->where = where;
 }
 
 static void range(const spatial_grid *g, float x, float y, float r, uint32_t *x0, uint32_t *x1,

@@ -1,5 +1,6 @@
 /* test_spatial.c - the grid against a brute-force scan under random
- * inserts, moves and removes; the cell map's strips and clamping. */
+ * inserts, moves, removes and renumberings; the cell map's strips and
+ * clamping. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,6 +35,38 @@ static void test_grid_vs_brute_force(void **state)
     core_rng rng;
     core_rng_seed(&rng, 11);
     for (int step = 0; step < 20000; step++) {
+        if (step % 2500 == 2499) { /* renumber: shuffle, drop some items */
+            static uint32_t order[N], newof[N], perm[N];
+            static float nx[N], ny[N];
+            static uint8_t nin[N];
+            for (uint32_t k = 0; k < N; k++)
+                perm[k] = k;
+            for (uint32_t k = N - 1; k > 0; k--) {
+                uint32_t j = core_rng_below(&rng, k + 1), t = perm[k];
+                perm[k] = perm[j];
+                perm[j] = t;
+            }
+            uint32_t n = 0;
+            for (uint32_t k = 0; k < N; k++) {
+                uint32_t o = perm[k];
+                if (core_rng_below(&rng, 10) == 0) {
+                    newof[o] = UINT32_MAX; /* dropped, in the grid or not */
+                    continue;
+                }
+                newof[o] = n;
+                order[n++] = o;
+            }
+            spatial_grid_renumber(g, order, n, newof, N);
+            memset(nin, 0, sizeof nin);
+            for (uint32_t k = 0; k < n; k++) {
+                nx[k] = x[order[k]];
+                ny[k] = y[order[k]];
+                nin[k] = in[order[k]];
+            }
+            memcpy(x, nx, sizeof x);
+            memcpy(y, ny, sizeof y);
+            memcpy(in, nin, sizeof in);
+        }
         uint32_t i = core_rng_below(&rng, N);
         int op = (int)core_rng_below(&rng, 10);
         if (op < 6) {
