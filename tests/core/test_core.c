@@ -106,6 +106,22 @@ static void test_idmap_against_reference(void **state)
         assert_int_equal(core_idmap_get(&m, k), ref[k] ? ref[k] - 1 : CORE_IDMAP_NONE);
     }
     assert_int_equal(m.n, live);
+    /* remap: values below 200000 shift by one, odd ones are left alone
+     * (NONE), values at or above the bound are out of the table's reach */
+    uint32_t *to = malloc(200000 * sizeof *to);
+    for (uint32_t v = 0; v < 200000; v++)
+        to[v] = (v & 1) ? CORE_IDMAP_NONE : v + 7;
+    core_idmap_remap(&m, to, 150000);
+    for (uint32_t k = 1; k <= N; k++) {
+        if (!ref[k]) {
+            assert_int_equal(core_idmap_get(&m, k), CORE_IDMAP_NONE);
+            continue;
+        }
+        uint32_t v = ref[k] - 1;
+        uint32_t want = (v < 150000 && !(v & 1)) ? v + 7 : v;
+        assert_int_equal(core_idmap_get(&m, k), want);
+    }
+    free(to);
     free(ref);
     core_idmap_free(&m);
 }
