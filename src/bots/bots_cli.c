@@ -39,7 +39,8 @@ static void usage(FILE *f)
         "storm\n"
         "  --clients N              bots (default 100)\n"
         "  --ramp S                 spread connects over S seconds (default 10; W6 0)\n"
-        "  --settle S               wait after the ramp before measuring (default 1; W6 0)\n"
+        "  --settle S               wait after the ramp before measuring (default 1; W6 0;\n"
+        "                           W3: its free phase plus the walk to the centre)\n"
         "  --duration S             measured window (default 30; W6: limit, 60)\n"
         "  --target HOST:PORT       server (default 127.0.0.1:8080; 127.0.0.0/8, ::1, localhost)\n"
         "  --server-pid PID         sample the server's CPU time and RSS from /proc\n"
@@ -260,6 +261,12 @@ static int parse_args(bots_opts *o, int argc, char **argv, bool *print_args)
     bool is_w6 = o->workload == BOTS_W6;
     if (o->ramp_s < 0)
         o->ramp_s = is_w6 ? 0 : 10;
+    if (o->settle_s < 0 && o->workload == BOTS_W3) {
+        /* W3 measures the milling: its free phase and the walk to the
+         * centre (half the world's diagonal at 50 units/s) come first */
+        double side = sqrt((double)o->n_clients * W1_AREA_PER_PLAYER);
+        o->settle_s = ceil(W3_FREE_S + side * 0.7072 / 50.0 + 3.0);
+    }
     if (o->settle_s < 0)
         o->settle_s = is_w6 ? 0 : 1;
     if (o->duration_s < 0)

@@ -31,6 +31,8 @@
 #define BOTS_HIST_MAX_SHIFT 27u /* top bucket ends near 2^37 us = 38 h */
 #define BOTS_HIST_N (BOTS_HIST_SUB + BOTS_HIST_MAX_SHIFT * BOTS_HIST_HALF)
 
+#define W3_FREE_S 10.0 /* W3: seconds of W1 behaviour after the ramp */
+
 typedef struct bots_hist {
     uint64_t counts[BOTS_HIST_N];
     uint64_t n;      /* samples */

@@ -35,7 +35,6 @@
 /* Sends are grouped into 2 ms slots: waking for every single send cost
  * more in context switches than the sends themselves (perf, 1000 bots). */
 #define LOOP_SEND_SLOT_NS 5000000ull
-#define W3_FREE_S 10.0  /* W3: seconds of W1 behaviour first */
 #define W3_RADIUS 50.0f /* W3: mill within this of the centre */
 
 typedef struct loop {
@@ -118,7 +117,8 @@ static void send_one(loop *l, bot *b)
         b->heading_left = (uint32_t)e->o->input_hz;
     }
     b->heading_left--;
-    if (e->o->workload == BOTS_W3 && e->now_ns >= e->win_start_ns + (uint64_t)(W3_FREE_S * 1e9))
+    if (e->o->workload == BOTS_W3 &&
+        e->now_ns >= e->o->t0_ns + l->ramp_ns + (uint64_t)(W3_FREE_S * 1e9))
         w3_heading(l, b, is_new);
     bot_send_input(e, b, b->dir_x, b->dir_y);
 }
