@@ -129,6 +129,8 @@ void bots_report_print(const bots_opts *o, const bots_stats *s, FILE *f)
             ms(bots_hist_percentile(h, 99)), ms(h->max_us), h->n);
     fprintf(f, "  entity updates %.0f /s delivered; entities in view: mean %.1f, max %u\n",
             d.ent_per_s, s->n_at_end ? (double)s->view_sum / s->n_at_end : 0.0, s->view_max);
+    fprintf(f, "  wire bytes     %.2f per entity update (every byte read, framing included)\n",
+            s->entity_updates ? (double)s->bytes / (double)s->entity_updates : 0.0);
     fprintf(f, "  connects       %.0f /s, logins %.0f /s, all in world after %.2f s\n",
             d.connects_per_s, d.logins_per_s,
             s->n_connected == s->n_clients ? (double)s->last_welcome_ns / 1e9 : -1.0);
@@ -216,6 +218,8 @@ int bots_report_json(const bots_opts *o, const bots_stats *s)
     json_object_set_new(root, "ack_latency_ms", l);
 
     set_real(root, "entity_updates_per_s", d.ent_per_s);
+    set_real(root, "bytes_per_entity_update",
+             s->entity_updates ? (double)s->bytes / (double)s->entity_updates : 0.0);
     json_t *vw = json_object();
     set_real(vw, "mean_at_end", s->n_at_end ? (double)s->view_sum / s->n_at_end : 0.0);
     set_int(vw, "max", s->view_max);
