@@ -168,9 +168,8 @@ struct sim_shard {
     /* per-cell tick log and snapshots (sim_log.c); NULL: off */
     struct sim_log *log;
     /* collision step scratch (sim_move.c), grown on demand */
-    float *col_dx, *col_dy; /* per slot: this tick's collision displacement */
-    uint32_t *col_key;      /* per slot: the body's bucket, SIM_NONE if not a body */
-    uint32_t col_cap;       /* slots col_dx/col_dy/col_key can hold */
+    struct sim_disp *disp; /* this tick's collision displacements (nonzero only) */
+    uint32_t n_disp, disp_cap;
     struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every; /* sim_slots_sort: slots needed, period in ticks */

@@ -113,6 +113,11 @@ typedef struct sim_body {
     uint32_t slot; /* | BODY_GHOST */
 } sim_body;
 
+typedef struct sim_disp {
+    uint32_t slot;
+    float dx, dy;
+} sim_disp;
+
 typedef struct broad {
     uint32_t nx, ny;
     float inv; /* 1 / bucket side */
@@ -148,17 +153,14 @@ static broad broad_prepare(sim_shard *s, float contact)
     return b;
 }
 
-/* Counts body i into its bucket (or marks it as no body). */
-static inline uint32_t broad_count(sim_shard *s, const broad *b, uint32_t i)
+static inline bool is_body(const sim_shard *s, uint32_t i)
 {
-    if (!(s->flags[i] & SIM_F_ALIVE) || s->kind[i] == PROTO_KIND_ITEM) {
-        s->col_key[i] = SIM_NONE; /* items lie still and block nobody */
-        return 0;
-    }
-    uint32_t k = bcoord(s->y[i], b->inv, b->ny) * b->nx + bcoord(s->x[i], b->inv, b->nx);
-    s->col_key[i] = k;
-    s->bucket_start[k]++;
-    return 1;
+    return (s->flags[i] & SIM_F_ALIVE) && s->kind[i] != PROTO_KIND_ITEM; /* items block nobody */
+}
+
+static inline uint32_t bucket_of(const broad *b, float x, float y)
+{
+    return bcoord(y, b->inv, b->ny) * b->nx + bcoord(x, b->inv, b->nx);
 }
 
 /* After every slot was counted: bucket offsets, then the bodies in place. */
@@ -178,9 +180,9 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
         s->bodies = grow_array(s->bodies, s->bodies_cap, sizeof *s->bodies);
     }
     for (uint32_t i = 0; i < s->n_used; i++) { /* afterwards start[k] = beginning of k */
-        uint32_t k = s->col_key[i];
-        if (k == SIM_NONE)
+        if (!is_body(s, i))
             continue;
+        uint32_t k = bucket_of(b, s->x[i], s->y[i]); /* as counted: x, y have not changed */
         uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
         s->bodies[--start[k]] = (sim_body){s->x[i], s->y[i], s->id[i], i | ghost};
     }
@@ -222,10 +224,8 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
                 sim_log_contact(s, i, o->slot & ~BODY_GHOST);
         }
     }
-    if (m == 0) { /* the common case: nobody within reach */
-        s->col_dx[i] = s->col_dy[i] = 0.0f;
+    if (m == 0) /* the common case: nobody within reach */
         return;
-    }
     if (m > COL_NEIGH_MAX)
         m = COL_NEIGH_MAX;
     float sx = 0.0f, sy = 0.0f;
@@ -248,8 +248,13 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
         sx += dx / d * push;
         sy += dy / d * push;
     }
-    s->col_dx[i] = sx;
-    s->col_dy[i] = sy;
+    if (sx == 0.0f && sy == 0.0f)
+        return;
+    if (s->n_disp == s->disp_cap) {
+        s->disp_cap = s->disp_cap ? s->disp_cap * 2 : 256;
+        s->disp = grow_array(s->disp, s->disp_cap, sizeof *s->disp);
+    }
+    s->disp[s->n_disp++] = (sim_disp){i, sx, sy};
 }
 
 void sim_slots_sort(sim_shard *s)
@@ -283,16 +288,12 @@ void sim_move(sim_shard *s)
         sim_log_step(s);
     float dt = s->dt;
     bool obstacles = s->obs_list != NULL;
-    if (s->col_cap < s->n_used) {
-        s->col_cap = s->cap;
-        s->col_dx = grow_array(s->col_dx, s->col_cap, sizeof *s->col_dx);
-        s->col_dy = grow_array(s->col_dy, s->col_cap, sizeof *s->col_dy);
-        s->col_key = grow_array(s->col_key, s->col_cap, sizeof *s->col_key);
-    }
     float min = 2.0f * (float)s->cfg->entity_radius;
     broad b = broad_prepare(s, min);
     uint32_t n_bodies = 0;
-    for (uint32_t i = 0; i < s->n_used; i++) { /* integrate, then bucket */
+    /* one pass: integrate, re-index for the area of interest, count into
+     * the collision buckets */
+    for (uint32_t i = 0; i < s->n_used; i++) {
         if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE &&
             (s->dir_x[i] != 0.0f || s->dir_y[i] != 0.0f)) {
             float x = s->x[i] + s->dir_x[i] * s->speed[i] * dt;
@@ -302,27 +303,30 @@ void sim_move(sim_shard *s)
                 sim_push_out_of_obstacles(s, &x, &y);
             s->x[i] = x;
             s->y[i] = y;
+            spatial_grid_move(s->aoi_grid, i, x, y);
         }
-        n_bodies += broad_count(s, &b, i);
+        if (is_body(s, i)) {
+            s->bucket_start[bucket_of(&b, s->x[i], s->y[i])]++;
+            n_bodies++;
+        }
     }
     broad_finish(s, &b, n_bodies);
+    s->n_disp = 0;
     for (uint32_t k = 0; k < n_bodies; k++)
         if (!(s->bodies[k].slot & BODY_GHOST))
             collide_one(s, &b, k, min);
-    for (uint32_t i = 0; i < s->n_used; i++) {
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
+    /* the Jacobi step: every displacement was computed from the positions
+     * above; now they apply (in body order: each touches its own slot) */
+    for (uint32_t q = 0; q < s->n_disp; q++) {
+        uint32_t i = s->disp[q].slot;
+        float x = s->x[i] + s->disp[q].dx, y = s->y[i] + s->disp[q].dy;
+        if (x == s->x[i] && y == s->y[i])
             continue;
-        /* col_key: items are no bodies and were not collided */
-        if (s->col_key[i] != SIM_NONE && (s->col_dx[i] != 0.0f || s->col_dy[i] != 0.0f)) {
-            float x = s->x[i] + s->col_dx[i], y = s->y[i] + s->col_dy[i];
-            if (x != s->x[i] || y != s->y[i]) {
-                clamp_world(s, &x, &y);
-                if (obstacles)
-                    sim_push_out_of_obstacles(s, &x, &y);
-                s->x[i] = x;
-                s->y[i] = y;
-            }
-        }
-        spatial_grid_move(s->aoi_grid, i, s->x[i], s->y[i]); /* ghosts: by their batch */
+        clamp_world(s, &x, &y);
+        if (obstacles)
+            sim_push_out_of_obstacles(s, &x, &y);
+        s->x[i] = x;
+        s->y[i] = y;
+        spatial_grid_move(s->aoi_grid, i, x, y); /* ghosts: by their owner's batch */
     }
 }

@@ -104,9 +104,7 @@ void sim_shard_destroy(sim_shard *s)
     free(s->free_slots);
     free(s->stamp);
     free(s->known_mark);
-    free(s->col_dx);
-    free(s->col_dy);
-    free(s->col_key);
+    free(s->disp);
     free(s->bodies);
     free(s->bucket_start);
     free(s->cell_inner);
