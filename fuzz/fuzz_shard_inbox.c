@@ -1,6 +1,7 @@
 /* fuzz_shard_inbox.c - arbitrary bus messages into a live shard's inbox
- * (JOIN, LEAVE, INPUTS, HANDOFF, GHOSTS and garbage), then a tick. The
- * shard must reject what is malformed and never crash or corrupt itself.
+ * (JOIN, LEAVE, INPUTS, HANDOFF, GHOSTS and garbage), then a tick, the
+ * shard renumbering its slots every other tick. The shard must reject
+ * what is malformed and never crash or corrupt itself.
  * Input: a sequence of `u16 len, bytes[len]` messages. */
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sim_shard *s;
     if (sim_shard_create(&s, &cfg, &cells, &map, 0, b, m) != 0)
         abort();
+    sim_shard_set_sort(s, 0, 2); /* slot renumbering under fire too */
     sim_shard_spawn_npcs(s);
     size_t off = 0;
     uint32_t tick = 1;
