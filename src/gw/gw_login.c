@@ -42,6 +42,11 @@
  * verify, one core each, so 2 workers give ~120 logins/s. Verification
  * reads the cost from the stored string, so raising these later keeps old
  * hashes valid. */
+/* Password logins waiting at most: ~2 s of argon2id on two workers. The
+ * queue itself is larger, for the cheap jobs (a token holder's player
+ * load, refresh, logout): a login storm with tokens must not be turned
+ * away because of the hash work's limit. */
+#define GW_LOGIN_PW_QUEUE 256
 #define GW_LOGIN_PWHASH_OPSLIMIT 2ull
 #define GW_LOGIN_PWHASH_MEMLIMIT (19u * 1024u * 1024u)
 
@@ -218,6 +223,7 @@ struct gw_login {
     size_t res_cap;           /* queue_cap + n_threads: enough for every accepted login */
     size_t r_head, r_len;
     size_t n_running; /* requests taken by workers, result not yet pushed */
+    size_t n_pw;      /* password logins in the queue (<= GW_LOGIN_PW_QUEUE) */
     bool is_stopping;
 
     int efd; /* eventfd, readable while results wait */
@@ -371,6 +377,8 @@ static void *login_worker(void *arg)
         l->q_head = (l->q_head + 1) % l->queue_cap;
         l->q_len--;
         l->n_running++;
+        if (req.kind == GW_JOB_LOGIN)
+            l->n_pw--;
         pthread_mutex_unlock(&l->mu);
 
         memset(&res, 0, sizeof res);
@@ -471,10 +479,12 @@ int gw_login_submit(gw_login *l, uint64_t cookie, const char *username, const ch
     pthread_mutex_lock(&l->mu);
     /* Admit only what the result ring can hold, so a gateway that stops
      * polling gets BUSY instead of unbounded memory growth. */
-    if (l->q_len >= l->queue_cap || l->q_len + l->n_running + l->r_len >= l->res_cap) {
+    if (l->n_pw >= GW_LOGIN_PW_QUEUE || l->q_len >= l->queue_cap ||
+        l->q_len + l->n_running + l->r_len >= l->res_cap) {
         pthread_mutex_unlock(&l->mu);
         return GW_AUTH_E_BUSY;
     }
+    l->n_pw++;
     login_req *slot = &l->queue[(l->q_head + l->q_len) % l->queue_cap];
     slot->cookie = cookie;
     slot->kind = GW_JOB_LOGIN;

@@ -40,6 +40,10 @@ enum {
 };
 #define TAG(k) ((1ull << 32) | (uint64_t)(k))
 #define MAX_EVENTS 1024
+/* Jobs the login workers may hold (password logins are limited further,
+ * see gw_login.c): a storm of 4,096 token holders upgrading at once is
+ * queued, not refused. Ring memory is touched only as far as it is used. */
+#define GW_LOGIN_QUEUE 4096
 
 /* ---- metrics ---- */
 
@@ -578,7 +582,7 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
         CORE_ERROR("gw", "cannot create the token service");
         goto fail;
     }
-    if (gw_login_create(&g->login, g->auth, 2, 256) != 0) {
+    if (gw_login_create(&g->login, g->auth, 2, GW_LOGIN_QUEUE) != 0) {
         CORE_ERROR("gw", "cannot start the login workers");
         goto fail;
     }
