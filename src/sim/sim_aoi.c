@@ -5,7 +5,16 @@
  * entity id, so the choice is deterministic), diff against the client's
  * slot table (what it was last sent), and encode leaves, enters (nearest
  * first, within the aoi_max_bytes budget) and position deltas as one
- * STATE record (format: docs/protocol.md section 7). The client's queued
+ * STATE record (format: docs/protocol.md section 7).
+ *
+ * Positions a client has are not stored per client: every client that
+ * has an entity in view got every move of it up to the last tick, so all
+ * of them hold the same position for it, kept once per entity
+ * (pub_qx/pub_qy, updated by sim_aoi_publish after the tick's STATEs).
+ * The exceptions are handled where they arise: a new slot starts
+ * SIM_POS_UNSENT (any watcher gets the absolute position), a view that
+ * arrives with a handoff is marked stale (every position goes whole once),
+ * and a client that missed ticks (detached, a dropped STATE) gets a RESET. The client's queued
  * reliable records (WELCOME, ERROR) travel in the same frame, so a client
  * gets exactly one WebSocket message per tick. */
 #include <math.h>
@@ -109,9 +118,22 @@ static core_buf *frames_for(sim_shard *s, uint16_t gw)
 
 void sim_aoi_clear_client(sim_shard *s, sim_client *c)
 {
-    memset(c->known_id, 0, (size_t)s->cfg->aoi_max_entities * sizeof *c->known_id);
+    (void)s;
+    if (c->known_id)
+        memset(c->known_id, 0, (size_t)c->known_cap * sizeof *c->known_id);
     c->n_known = 0;
     c->slot_hi = 0;
+    c->is_view_stale = false; /* an empty view has no stale positions */
+}
+
+void sim_aoi_publish(sim_shard *s)
+{
+    for (uint32_t e = 0; e < s->n_used; e++) {
+        if (!(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        s->pub_qx[e] = quant(s->x[e]);
+        s->pub_qy[e] = quant(s->y[e]);
+    }
 }
 
 void sim_aoi_client(sim_shard *s, uint32_t ci)
@@ -207,17 +229,16 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         uint32_t e = enters[i].slot;
         uint8_t label[PROTO_NAME_MAX];
         size_t nl = sim_entity_label(s, e, label);
-        while (free_k < max && c->known_id[free_k])
+        while (free_k < c->slot_hi && c->known_id[free_k])
             free_k++;
         if (free_k >= max)
             break;
+        sim_client_view_reserve(s, c, free_k);
         size_t cost = core_varint_len(free_k) + 4 + 1 + 8 + 1 + nl;
         if (used + cost > budget && e != self)
             break;
         used += cost;
         c->known_id[free_k] = s->id[e];
-        c->known_x[free_k] = quant(s->x[e]);
-        c->known_y[free_k] = quant(s->y[e]);
         c->n_known++;
         view_sl[free_k] = SIM_NONE; /* no delta this tick */
         enter_slots[n_enter++] = free_k;
@@ -234,19 +255,23 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         core_buf_varint(b, k);
         core_buf_u32(b, s->id[e]);
         core_buf_u8(b, s->kind[e]);
-        core_buf_i32(b, c->known_x[k]);
-        core_buf_i32(b, c->known_y[k]);
+        core_buf_i32(b, quant(s->x[e]));
+        core_buf_i32(b, quant(s->y[e]));
         core_buf_u8(b, (uint8_t)nl);
         core_buf_append(b, label, nl);
     }
 
-    /* 5. deltas for known entities whose quantized position changed */
+    /* 5. deltas for known entities whose quantized position changed since
+     * the last tick (pub_qx/pub_qy: what every watcher was sent); after a
+     * handoff, every position whole */
+    const bool stale = c->is_view_stale;
+    c->is_view_stale = false;
     uint16_t hi = 0;
     for (uint16_t k = 0; k < c->slot_hi; k++) {
         uint32_t sl = view_sl[k];
         if (sl == SIM_NONE || !c->known_id[k])
             continue;
-        if (quant(s->x[sl]) != c->known_x[k] || quant(s->y[sl]) != c->known_y[k])
+        if (stale || quant(s->x[sl]) != s->pub_qx[sl] || quant(s->y[sl]) != s->pub_qy[sl])
             hi = (uint16_t)(k + 1);
     }
     core_buf_varint(b, hi);
@@ -259,12 +284,12 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         if (sl == SIM_NONE || !c->known_id[k])
             continue;
         int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]);
-        /* 64-bit: known positions may come from a handoff and be far off */
-        int64_t dx = (int64_t)qx - c->known_x[k], dy = (int64_t)qy - c->known_y[k];
-        if (dx == 0 && dy == 0)
+        /* 64-bit: SIM_POS_UNSENT is far from anything */
+        int64_t dx = (int64_t)qx - s->pub_qx[sl], dy = (int64_t)qy - s->pub_qy[sl];
+        if (dx == 0 && dy == 0 && !stale)
             continue;
         b->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));
-        if (dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
+        if (!stale && dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
             core_buf_u8(b, (uint8_t)(int8_t)dx);
             core_buf_u8(b, (uint8_t)(int8_t)dy);
         } else {
@@ -272,8 +297,6 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
             core_buf_i32(b, qx);
             core_buf_i32(b, qy);
         }
-        c->known_x[k] = qx;
-        c->known_y[k] = qy;
     }
 
     /* 6. one frame: reliable records first, then STATE */
@@ -282,7 +305,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     size_t len_at =
         proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);
     core_buf_append(f, c->reliable.data, c->reliable.len);
-    core_buf_reset(&c->reliable);
+    core_buf_free(&c->reliable); /* rare (WELCOME, ERROR, items): no capacity kept */
     proto_record_begin(f, PROTO_S_STATE, b->len);
     core_buf_append(f, b->data, b->len);
     proto_bus_frames_item_end(f, len_at);

@@ -260,7 +260,7 @@ static uint32_t client_of(const sim_shard *s, uint32_t session)
     uint32_t ci = core_idmap_get(&s->sessions, session);
     if (ci != CORE_IDMAP_NONE || !session)
         return ci;
-    for (uint32_t i = 0; i < s->n_clients_cap; i++) /* rare: only after a resume */
+    for (uint32_t i = 0; i < s->n_clients_used; i++) /* rare: only after a resume */
         if (s->clients[i].session_id && s->clients[i].prev_session_id == session)
             return i;
     return CORE_IDMAP_NONE;
@@ -300,7 +300,7 @@ static void on_inv_loaded(sim_shard *s, core_rd *r)
 static void inventories_tick(sim_shard *s)
 {
     uint32_t hz = (uint32_t)s->cfg->tick_hz;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (!c->session_id || c->inv_state == SIM_INV_LOADED ||
             (int32_t)(s->tick - c->inv_retry_tick) < 0)

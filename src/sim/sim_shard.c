@@ -96,6 +96,8 @@ void sim_shard_destroy(sim_shard *s)
     free(s->ghost_src);
     free(s->ghost_stamp);
     free(s->client);
+    free(s->pub_qx);
+    free(s->pub_qy);
     free(s->wander_tick);
     free(s->name);
     free(s->item);
@@ -116,12 +118,11 @@ void sim_shard_destroy(sim_shard *s)
     spatial_grid_destroy(s->aoi_grid);
     free(s->obs_start);
     free(s->obs_list);
-    for (uint32_t i = 0; i < s->n_clients_cap; i++) {
+    for (uint32_t i = 0; i < s->n_clients_used; i++) {
         core_buf_free(&s->clients[i].reliable);
         core_buf_free(&s->clients[i].held);
         free(s->clients[i].known_id);
-        free(s->clients[i].known_x);
-        free(s->clients[i].known_y);
+        free(s->clients[i].pending);
     }
     free(s->clients);
     free(s->free_clients);
@@ -297,7 +298,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
 {
     uint64_t t0 = core_now_ns();
     s->tick = tick;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         s->clients[ci].inputs_this_tick = 0;
 
     drain_inbox(s);
@@ -308,9 +309,10 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_npc_wander(s);
     sim_move(s);
 
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id && !s->clients[ci].detached)
             sim_aoi_client(s, ci);
+    sim_aoi_publish(s);
     send_frames(s);
 
     sim_persist_players(s);
