@@ -11,8 +11,10 @@
  *         (latest wins), so a slow reader never builds a backlog of state;
  *   extra records the gateway makes itself (PONG, ERROR). They ride in the
  *         next message a shard sends (protocol: at most one message per
- *         client per tick, possibly several records), or go alone when no
- *         shard message came for GW_EXTRA_MAX_AGE_MS.
+ *         client per tick, possibly several records), or go alone when the
+ *         shard's next tick brought no STATE for the client (an idle
+ *         client gets one a second: gw_conn_extras_tick), and at the
+ *         latest after GW_EXTRA_MAX_AGE_MS (the sweep).
  * A flush is one sendmsg of [out][ws header, pend, extra]. If the write
  * reaches into the pending message, its unwritten rest moves to out (a
  * started frame must finish); if it does not, the pending message stays
@@ -324,6 +326,47 @@ static void send_control(gw *g, gw_conn *c, uint8_t opcode, const void *payload,
     gw_conn_touch(g, c);
 }
 
+void gw_conn_extra_begin(gw *g, gw_conn *c)
+{
+    if (c->extra.len)
+        return;
+    c->extra_since_ms = g->now_ms;
+    if (c->is_extra_waiting)
+        return;
+    if (g->n_extra_wait == g->cap_extra_wait) {
+        g->cap_extra_wait = g->cap_extra_wait ? g->cap_extra_wait * 2 : 64;
+        g->extra_wait = realloc(g->extra_wait, g->cap_extra_wait * sizeof *g->extra_wait);
+        if (!g->extra_wait)
+            core_die("out of memory");
+    }
+    g->extra_wait[g->n_extra_wait++] = c->id;
+    c->is_extra_waiting = true;
+}
+
+void gw_conn_extras_tick(gw *g, uint16_t shard)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < g->n_extra_wait; i++) {
+        gw_conn *c = gw_conn_find(g, g->extra_wait[i]);
+        if (!c)
+            continue;
+        if (c->extra.len && c->state == GW_CONN_WS &&
+            (c->route_shard != shard || !c->is_welcomed)) {
+            /* another shard's session, or WELCOME (the first message) is
+             * not out yet: wait on */
+            g->extra_wait[keep++] = c->id;
+            continue;
+        }
+        c->is_extra_waiting = false;
+        if (c->extra.len && c->state == GW_CONN_WS && !c->pend.len) {
+            /* no STATE this tick to ride on */
+            c->is_flush_extra = true;
+            gw_conn_touch(g, c);
+        }
+    }
+    g->n_extra_wait = keep;
+}
+
 /* Room check for gateway-made records; closes on overflow. */
 static bool extra_room(gw *g, gw_conn *c, size_t n)
 {
@@ -331,8 +374,7 @@ static bool extra_room(gw *g, gw_conn *c, size_t n)
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
         return false;
     }
-    if (c->extra.len == 0)
-        c->extra_since_ms = g->now_ms;
+    gw_conn_extra_begin(g, c);
     return true;
 }
 

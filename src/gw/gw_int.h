@@ -38,7 +38,7 @@
 #define GW_SWEEP_MS 250 /* timer period: heartbeats, deadlines */
 #define GW_HTTP_IN_CAP (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY) /* HTTP input bound, bytes */
 #define GW_WS_FRAME_OVERHEAD 14      /* largest client frame header (8-byte length + mask) */
-#define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait this long for a shard frame */
+#define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait at most this long (sweep fallback) */
 #define GW_ERRORS_PER_S 4            /* ERROR records sent per second per connection */
 #define GW_DROPS_TOTAL_MAX 1000      /* rate-limited records before the connection is closed */
 #define GW_ABUSE_MS 2000             /* 3x the rate for this long closes the connection */
@@ -80,6 +80,7 @@ typedef struct gw_conn {
 
     bool is_touched;           /* on g->touched for the end-of-round write */
     bool is_flush_extra;       /* next flush sends extra even without a STATE */
+    bool is_extra_waiting;     /* on g->extra_wait: extra waits for its shard's tick */
     bool is_close_after_flush; /* close the fd as soon as out drains */
     bool is_ws_init;           /* ws parser initialised (needs freeing) */
     bool is_joined;            /* JOIN sent and LEAVE not yet */
@@ -163,6 +164,10 @@ struct gw {
 
     uint32_t *touched; /* ids to write at the end of the round */
     uint32_t n_touched, cap_touched;
+    /* ids whose gateway-made records wait for the next tick of their shard
+     * (gw_conn_extra_begin); entries may be stale (closed, already sent) */
+    uint32_t *extra_wait;
+    uint32_t n_extra_wait, cap_extra_wait;
     gw_conn *dead; /* reap list */
 
     core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
@@ -212,6 +217,14 @@ void gw_conn_on_readable(gw *g, gw_conn *c);
 void gw_conn_process_buffered(gw *g, gw_conn *c);
 /* Shard frames (latest-wins STATE / reliable). */
 void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f);
+/* Call before appending a record to c->extra: stamps extra_since_ms and
+ * puts c on g->extra_wait when extra was empty. */
+void gw_conn_extra_begin(gw *g, gw_conn *c);
+/* Shard `shard` finished a tick (its FRAMES message was handled): waiting
+ * gateway records of its sessions that got no STATE to ride on go alone
+ * now. A shard sends no STATE to an idle client for up to a second, so
+ * PONGs and ERRORs cannot wait for one. */
+void gw_conn_extras_tick(gw *g, uint16_t shard);
 /* Queues a close frame and enters CLOSING. wait_peer: keep reading for
  * the peer's close until close_timeout_s; else close once flushed. */
 void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool wait_peer);

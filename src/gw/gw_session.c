@@ -132,9 +132,8 @@ void gw_session_opened(gw *g, gw_conn *c)
     core_idmap_put(&g->live_by_account, c->account_id, c->id);
     if (getrandom(c->resume_token, sizeof c->resume_token, 0) != sizeof c->resume_token)
         core_die("getrandom failed");
+    gw_conn_extra_begin(g, c);
     proto_write_session(&c->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
-    if (!c->extra_since_ms)
-        c->extra_since_ms = g->now_ms;
 }
 
 void gw_session_closed(gw *g, gw_conn *c)

@@ -14,9 +14,13 @@
  * The exceptions are handled where they arise: a new slot starts
  * SIM_POS_UNSENT (any watcher gets the absolute position), a view that
  * arrives with a handoff is marked stale (every position goes whole once),
- * and a client that missed ticks (detached, a dropped STATE) gets a RESET. The client's queued
- * reliable records (WELCOME, ERROR) travel in the same frame, so a client
- * gets exactly one WebSocket message per tick. */
+ * and a client that missed ticks (detached, a dropped STATE) gets a RESET.
+ *
+ * The client's queued reliable records (WELCOME, ERROR) travel in the
+ * same frame as its STATE, so a client gets at most one WebSocket message
+ * per tick. A tick with nothing to tell the client (no leave, enter or
+ * move, no record, the same ack) sends nothing, but for a keepalive STATE
+ * once a second. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +188,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     core_buf_u32(b, c->last_seq);
     core_buf_u8(b, c->reset ? PROTO_STATE_RESET : 0);
     core_buf_u8(b, (uint8_t)s->index);
+    const bool was_reset = c->reset;
     if (c->reset) {
         sim_aoi_clear_client(s, c);
         c->reset = false;
@@ -299,8 +304,20 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         }
     }
 
-    /* 6. one frame: reliable records first, then STATE */
+    /* 6. one frame: reliable records first, then STATE. A STATE with
+     * nothing to tell is skipped, but for one keepalive a second (ticks
+     * spread over the clients by index), so an idle client still sees the
+     * tick and its ack; the gateway still gets this tick's FRAMES. */
     core_buf *f = frames_for(s, c->gw_id);
+    bool is_empty = n_leave == 0 && n_enter == 0 && hi == 0 && c->reliable.len == 0 && !was_reset &&
+                    c->last_seq == c->sent_seq;
+    uint32_t hz = (uint32_t)s->cfg->tick_hz;
+    if (is_empty && s->tick % hz != ci % hz) {
+        s->stats.states_skipped++;
+        return;
+    }
+    c->sent_seq = c->last_seq;
+    s->stats.states_sent++;
     uint8_t flags = c->reliable.len ? PROTO_FRAME_RELIABLE : 0;
     size_t len_at =
         proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);

@@ -229,6 +229,7 @@ struct sim_shard {
     core_counter *m_handoffs_out, *m_handoffs_in;
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
+    core_counter *m_states_sent, *m_states_skipped; /* added once per tick */
     core_counter *m_inputs_applied;
     core_counter *m_store_refused;    /* player saves refused (store queue full) */
     core_counter *m_inputs_duplicate; /* gseq already applied: dropped */

@@ -2,8 +2,9 @@
  *   1. drain the inbox (ghosts, handoffs, joins, leaves, inputs)
  *   2. apply inputs in (entity id, gseq, seq) order
  *   3. NPC wandering, movement, collision, re-index
- *   4. area of interest and one frame per client, one FRAMES message per
- *      gateway
+ *   4. area of interest and a frame per client with news (or due a
+ *      keepalive), one FRAMES message per gateway with clients here, even
+ *      when it carries no frame (it tells the gateway the tick is done)
  *   5. handoffs of entities that left our cells, then ghosts to neighbours */
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,11 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
                                             "Entities adopted from another shard", labels);
     s->m_aoi_capped = core_metrics_counter(
         m, "tessera_aoi_capped_total", "Client-ticks whose interest set hit the budget", labels);
+    s->m_states_sent = core_metrics_counter(m, "tessera_states_sent_total",
+                                            "STATE records sent to clients", labels);
+    s->m_states_skipped =
+        core_metrics_counter(m, "tessera_states_skipped_total",
+                             "Client-ticks with nothing to tell: no STATE sent", labels);
     s->m_inputs_applied =
         core_metrics_counter(m, "tessera_inputs_applied_total", "Inputs applied by shards", NULL);
     s->m_store_refused = core_metrics_counter(
@@ -309,10 +315,13 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_npc_wander(s);
     sim_move(s);
 
+    uint64_t sent0 = s->stats.states_sent, skipped0 = s->stats.states_skipped;
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id && !s->clients[ci].detached)
             sim_aoi_client(s, ci);
     sim_aoi_publish(s);
+    core_counter_add(s->m_states_sent, s->stats.states_sent - sent0);
+    core_counter_add(s->m_states_skipped, s->stats.states_skipped - skipped0);
     send_frames(s);
 
     sim_persist_players(s);

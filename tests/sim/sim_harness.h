@@ -46,6 +46,7 @@ typedef struct harness {
     /* shards re-sort their slots every sort_every ticks (0: never); on by
      * default so every sim test also runs across renumberings */
     uint32_t sort_every;
+    uint32_t n_frames_msgs; /* FRAMES messages received (one per shard per tick) */
     /* Optional: called for every record of every frame (after the
      * harness's own handling of WELCOME, STATE and ERROR). */
     void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body, size_t len);
@@ -166,6 +167,7 @@ static inline int h_drain_gw(harness *h)
         uint16_t shard;
         if (proto_bus_frames_header(&r, &tick, &shard, &count) != 0)
             return -1;
+        h->n_frames_msgs++;
         for (uint32_t i = 0; i < count; i++) {
             proto_frame f;
             if (proto_bus_frame_read(&r, &f) != 0)

@@ -1,7 +1,8 @@
 /* test_sim.c - shards in-process over the real bus: determinism,
  * authoritative movement, input validation, area of interest against a
- * brute-force distance check, the interest budget, and handoff across a
- * shard border with no input lost or applied twice. */
+ * brute-force distance check (and exact positions), the interest budget,
+ * handoff across a shard border with no input lost or applied twice, and
+ * STATEs only when there is news (a keepalive once a second). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -164,6 +165,38 @@ static long check_aoi(harness *h, float tol)
     return checks;
 }
 
+/* A client's view holds exactly the quantized position of every entity
+ * its own shard owns: deltas are taken against what it was sent, never
+ * approximately. Ghosts (a neighbour's entities) lag and are skipped. */
+static long check_views_exact(harness *h)
+{
+    static sim_entity_info own[4096];
+    long checks = 0;
+    for (int sh = 0; sh < h->n_shards; sh++) {
+        size_t n = sim_shard_entities(h->shards[sh], own, 4096);
+        for (int i = 0; i < h->n_sess; i++) {
+            h_sess *s = &h->sess[i];
+            bool is_here = false;
+            for (size_t k = 0; k < n; k++)
+                is_here |= own[k].id == s->entity_id;
+            if (!is_here || s->route != sh)
+                continue;
+            for (size_t k = 0; k < n; k++) {
+                int slot = proto_view_find(&s->view, own[k].id);
+                if (slot < 0)
+                    continue;
+                int32_t qx = (int32_t)lrintf(own[k].x * 16.0f);
+                int32_t qy = (int32_t)lrintf(own[k].y * 16.0f);
+                if (s->view.slots[slot].x_q != qx || s->view.slots[slot].y_q != qy)
+                    fail_msg("session %d has entity %u at (%d, %d), it is at (%d, %d)", i,
+                             own[k].id, s->view.slots[slot].x_q, s->view.slots[slot].y_q, qx, qy);
+                checks++;
+            }
+        }
+    }
+    return checks;
+}
+
 static void test_aoi_brute_force(void **state)
 {
     (void)state;
@@ -181,7 +214,7 @@ static void test_aoi_brute_force(void **state)
                       50.0f + core_rng_unit(&rng) * 924.0f);
     assert_int_equal(h_step(&h), 0);
     float tol = (float)h.cfg.player_speed / (float)h.cfg.tick_hz + 0.5f;
-    long checks = 0;
+    long checks = 0, exact = 0;
     for (int t = 0; t < 120; t++) {
         for (int i = 0; i < 40; i++) {
             if (t % 20 == 0) {
@@ -190,15 +223,18 @@ static void test_aoi_brute_force(void **state)
             }
         }
         assert_int_equal(h_step(&h), 0);
-        if (t >= 2)
+        if (t >= 2) {
             checks += check_aoi(&h, tol);
+            exact += check_views_exact(&h);
+        }
         for (int i = 0; i < 40; i++) {
-            assert_int_equal(p[i]->frames_this_tick, 1); /* one frame per client per tick */
+            assert_true(p[i]->frames_this_tick <= 1); /* at most one frame per client per tick */
             assert_int_equal(p[i]->self_leaves, 0);
         }
     }
-    print_message("aoi checks: %ld\n", checks);
+    print_message("aoi checks: %ld, exact positions: %ld\n", checks, exact);
     assert_true(checks > 100000);
+    assert_true(exact > 10000);
     h_free(&h);
 }
 
@@ -295,12 +331,79 @@ static void test_handoff(void **state)
     h_free(&h);
 }
 
+/* A STATE goes out when there is news (a leave, enter or move in view, a
+ * record, a new ack); otherwise only a keepalive once a second. */
+static void test_idle_states(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, 1, 0, 1);
+    h_start(&h);
+    const uint32_t hz = (uint32_t)h.cfg.tick_hz;
+    h_sess *idle = h_join(&h, "idle", 200.0f, 200.0f);
+    h_sess *walker = h_join(&h, "walker", 700.0f, 200.0f); /* far out of each other's view */
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(idle->frames_this_tick, 1); /* WELCOME and the first STATE */
+    assert_int_equal(walker->frames_this_tick, 1);
+    h_input(&h, walker, 0.0f, 1.0f); /* walks +y: 150 units in the 3 s below */
+    uint32_t f_idle = idle->frames_total, f_walker = walker->frames_total;
+    uint32_t msgs = h.n_frames_msgs;
+    for (uint32_t t = 0; t < 3 * hz; t++) {
+        assert_int_equal(h_step(&h), 0);
+        assert_int_equal(walker->frames_this_tick, 1);
+        assert_true(idle->frames_this_tick <= 1);
+        /* the keepalive: never more than a second without a STATE */
+        assert_true(h.tick - idle->view.tick <= hz);
+    }
+    assert_int_equal(idle->frames_total - f_idle, 3);          /* one a second */
+    assert_int_equal(walker->frames_total - f_walker, 3 * hz); /* one a tick */
+    assert_int_equal(walker->view.ack_seq, walker->seq);
+    /* the gateway hears from the shard every tick, STATE or not */
+    assert_int_equal(h.n_frames_msgs - msgs, 3 * hz);
+
+    /* an input is acknowledged in the tick that applies it, even one that
+     * changes nothing (a zero heading) */
+    for (int k = 0; k < 3; k++) {
+        while ((h.tick + 1) % hz == 0) /* not a keepalive tick: the ack alone counts */
+            assert_int_equal(h_step(&h), 0);
+        h_input(&h, idle, 0.0f, 0.0f);
+        assert_int_equal(h_step(&h), 0);
+        assert_int_equal(idle->frames_this_tick, 1);
+        assert_int_equal(idle->view.ack_seq, idle->seq);
+        assert_int_equal(idle->view.tick, h.tick);
+    }
+
+    /* news: the walker turns towards the idle client and walks into its
+     * view; from then on the idle client gets every tick of it */
+    const proto_view_entity *w =
+        &walker->view.slots[proto_view_find(&walker->view, walker->entity_id)];
+    float dx = 200.0f - (float)w->x_q / 16.0f, dy = 200.0f - (float)w->y_q / 16.0f;
+    float d = sqrtf(dx * dx + dy * dy);
+    h_input(&h, walker, dx / d, dy / d);
+    uint32_t seen_at = 0;
+    for (uint32_t t = 0; t < 20 * hz && !seen_at; t++) {
+        assert_int_equal(h_step(&h), 0);
+        if (proto_view_find(&idle->view, walker->entity_id) >= 0)
+            seen_at = h.tick;
+    }
+    assert_true(seen_at != 0);
+    f_idle = idle->frames_total;
+    for (uint32_t t = 0; t < hz; t++)
+        assert_int_equal(h_step(&h), 0);
+    assert_int_equal(idle->frames_total - f_idle, hz);
+    sim_stats st;
+    sim_shard_stats(h.shards[0], &st);
+    assert_true(st.states_skipped > 0 && st.states_sent > 0);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_determinism),      cmocka_unit_test(test_authoritative_speed),
         cmocka_unit_test(test_input_validation), cmocka_unit_test(test_aoi_brute_force),
         cmocka_unit_test(test_aoi_budget),       cmocka_unit_test(test_handoff),
+        cmocka_unit_test(test_idle_states),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
