@@ -111,6 +111,7 @@ typedef struct sim_stats {
     uint64_t inputs_applied, inputs_duplicate, inputs_skipped;
     uint64_t inputs_rejected;
     uint64_t states_sent, states_skipped; /* STATEs sent; empty ones not sent */
+    uint64_t aoi_quiet; /* client-ticks whose AOI pass was skipped (a quiet area) */
 } sim_stats;
 void sim_shard_stats(const sim_shard *s, sim_stats *out);
 

@@ -28,8 +28,8 @@ static void grow_slots(sim_shard *s)
     GROW(s->ghost_src, ncap);
     GROW(s->ghost_stamp, ncap);
     GROW(s->client, ncap);
-    GROW(s->pub_qx, ncap);
-    GROW(s->pub_qy, ncap);
+    GROW(s->pub_x, ncap);
+    GROW(s->pub_y, ncap);
     GROW(s->wander_tick, ncap);
     GROW(s->name, ncap);
     GROW(s->item, ncap);
@@ -63,7 +63,7 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->ghost_src[slot] = 0;
     s->ghost_stamp[slot] = 0;
     s->client[slot] = SIM_NONE;
-    s->pub_qx[slot] = s->pub_qy[slot] = SIM_POS_UNSENT;
+    s->pub_x[slot] = s->pub_y[slot] = NAN; /* not published: news to every watcher */
     s->wander_tick[slot] = 0;
     s->name[slot][0] = 0;
     s->item[slot] = (sim_item){.qty = 1, .kind = 1}; /* a valid descriptor until set */
@@ -76,6 +76,7 @@ void sim_slot_release(sim_shard *s, uint32_t slot)
         sim_log_release(s, slot); /* before its id and flags go */
     if (s->id[slot])
         core_idmap_del(&s->ids, s->id[slot]);
+    sim_aoi_mark_gone(s, slot);
     sim_entity_unplace(s, slot);
     s->flags[slot] = 0;
     s->id[slot] = 0;
@@ -132,8 +133,8 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     GATHER(s->ghost_src);
     GATHER(s->ghost_stamp);
     GATHER(s->client);
-    GATHER(s->pub_qx);
-    GATHER(s->pub_qy);
+    GATHER(s->pub_x);
+    GATHER(s->pub_y);
     GATHER(s->wander_tick);
     GATHER(s->name);
     GATHER(s->item);

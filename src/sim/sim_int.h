@@ -16,10 +16,9 @@
 #include "sim.h"
 
 #define SIM_NONE UINT32_MAX
-#define SIM_POS_UNSENT INT32_MIN /* pub_qx/pub_qy of a slot no STATE has covered yet */
-#define SIM_PENDING_MAX 32       /* out-of-order inputs held per client */
-#define SIM_GAP_TICKS 10         /* a gseq gap older than this is skipped */
-#define SIM_FORWARD_TICKS 200    /* forwarding entries live this long (10 s) */
+#define SIM_PENDING_MAX 32    /* out-of-order inputs held per client */
+#define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
+#define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
 #define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
 #define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
@@ -75,10 +74,11 @@ typedef struct sim_client {
     uint16_t gw_id;
     /* area of interest: the slot table as the client has it. Entries are
      * entity ids (0 = free view slot); the position the client has for
-     * each is the entity's pub_qx/pub_qy (see sim_shard), so the table
+     * each is the entity's pub_x/pub_y (see sim_shard), so the table
      * holds no positions. known_cap grows on demand up to
      * aoi_max_entities. */
-    uint16_t slot_hi; /* highest used view slot + 1 */
+    uint32_t aoi_tick; /* tick of the last full AOI pass (0: none yet) */
+    uint16_t slot_hi;  /* highest used view slot + 1 */
     uint16_t n_known;
     uint16_t known_cap;   /* entries known_id can hold */
     uint8_t n_pending;    /* held inputs, sorted by gseq */
@@ -89,6 +89,8 @@ typedef struct sim_client {
     bool detached;        /* connection lost: no frames; dropped after the grace */
     bool is_view_stale;   /* positions of the view are unknown (after a handoff):
                              the next STATE sends every known entity's absolutely */
+    bool is_view_partial; /* the last AOI pass left selected entities out (the
+                             enter budget): the next must run whatever changed */
     sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
     uint32_t *known_id;   /* [known_cap] */
     core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
@@ -140,12 +142,11 @@ struct sim_shard {
     uint8_t *ghost_src;    /* ghosts: owning shard */
     uint32_t *ghost_stamp; /* ghosts: tick of the last update */
     uint32_t *client;      /* players: index into clients, else SIM_NONE */
-    /* The position (1/16 units) every client that has the entity in view
-     * was last sent: set after each tick's STATEs (sim_aoi_publish),
-     * SIM_POS_UNSENT for a slot that has not been through one yet. A
-     * client's deltas are taken against it, so a view table needs no
-     * positions of its own. */
-    int32_t *pub_qx, *pub_qy;
+    /* The position at the last tick's STATEs (sim_aoi_publish); NaN for a
+     * slot that has not been through one yet. Its quantization is what
+     * every client that has the entity in view was last sent: deltas are
+     * taken against it, so a view table needs no positions of its own. */
+    float *pub_x, *pub_y;
     uint32_t *wander_tick; /* NPCs: tick of the next heading change */
     char (*name)[PROTO_NAME_MAX + 1];
     sim_item *item;        /* items: kind, quantity, store row, reservation */
@@ -154,6 +155,12 @@ struct sim_shard {
     uint32_t n_owned, n_ghosts;
 
     spatial_grid *aoi_grid; /* bucket aoi_radius / 2 */
+    /* Where the world changed: per square of side aoi_radius, the last
+     * tick something in it appeared, vanished or moved (sim_aoi.c). A
+     * client whose area saw no change since its last AOI pass is skipped. */
+    uint32_t *chg_tick;
+    uint32_t chg_nx, chg_ny;
+    float chg_inv; /* 1 / side of the squares (>= aoi_radius) */
     /* static obstacles bucketed on a coarse grid for collision */
     uint32_t obs_nx, obs_ny;
     float obs_bucket;
@@ -269,8 +276,13 @@ int sim_obstacles_index(sim_shard *s);
 /* sim_aoi.c */
 void sim_aoi_client(sim_shard *s, uint32_t ci);
 void sim_aoi_clear_client(sim_shard *s, sim_client *c);
-/* After every client's STATE of the tick: pub_qx/pub_qy of every entity
- * become its current quantized position. */
+/* Before the tick's AOI passes: marks where entities appeared or moved
+ * since the last publish. */
+void sim_aoi_mark_changes(sim_shard *s);
+/* A slot is released: marks where its entity was. */
+void sim_aoi_mark_gone(sim_shard *s, uint32_t slot);
+/* After every client's STATE of the tick: pub_x/pub_y of every entity
+ * become its current position. */
 void sim_aoi_publish(sim_shard *s);
 /* Makes room for view slot k (k < aoi_max_entities); new entries are 0. */
 void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k);

@@ -41,6 +41,20 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     s->sort_min = SIM_SORT_MIN;
     s->sort_every = SIM_SORT_TICKS;
     sim_obstacles_index(s);
+    /* squares of side aoi_radius, coarser in a huge world (at most 512
+     * across): any side >= aoi_radius works, a client's area touching at
+     * most 3 x 3 of them */
+    double chg_side = cfg->aoi_radius;
+    if (chg_side < (double)cells->world_w / 512.0)
+        chg_side = (double)cells->world_w / 512.0;
+    if (chg_side < (double)cells->world_h / 512.0)
+        chg_side = (double)cells->world_h / 512.0;
+    s->chg_inv = (float)(1.0 / chg_side);
+    s->chg_nx = (uint32_t)((float)cells->world_w * s->chg_inv) + 1;
+    s->chg_ny = (uint32_t)((float)cells->world_h * s->chg_inv) + 1;
+    s->chg_tick = calloc((size_t)s->chg_nx * s->chg_ny, sizeof *s->chg_tick);
+    if (!s->chg_tick)
+        core_die("out of memory");
 
     char labels[32];
     snprintf(labels, sizeof labels, "shard=\"%u\"", index);
@@ -102,8 +116,9 @@ void sim_shard_destroy(sim_shard *s)
     free(s->ghost_src);
     free(s->ghost_stamp);
     free(s->client);
-    free(s->pub_qx);
-    free(s->pub_qy);
+    free(s->pub_x);
+    free(s->pub_y);
+    free(s->chg_tick);
     free(s->wander_tick);
     free(s->name);
     free(s->item);
@@ -316,6 +331,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_move(s);
 
     uint64_t sent0 = s->stats.states_sent, skipped0 = s->stats.states_skipped;
+    sim_aoi_mark_changes(s);
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id && !s->clients[ci].detached)
             sim_aoi_client(s, ci);

@@ -30,6 +30,7 @@ typedef struct h_sess {
     uint32_t self_leaves; /* times the client's own entity left its view */
     uint32_t n_errors;
     uint16_t last_error;
+    bool is_gone; /* h_leave sent */
 } h_sess;
 
 typedef struct harness {
@@ -117,6 +118,18 @@ static inline h_sess *h_join(harness *h, const char *name, float x, float y)
     bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
     core_buf_free(&b);
     return s;
+}
+
+/* The session ends (a LEAVE to the shard that owns it). */
+static inline void h_leave(harness *h, h_sess *s)
+{
+    core_buf b;
+    core_buf_init(&b);
+    proto_leave l = {s->session_id, s->entity_id};
+    proto_bus_leave_write(&b, &l);
+    bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
+    core_buf_free(&b);
+    s->is_gone = true;
 }
 
 /* Sends one input as the gateway would, to shard `to` (use s->route). */
