@@ -262,6 +262,8 @@ void sim_client_release(sim_shard *s, uint32_t ci)
     c->slot = SIM_NONE;
     sim_client_pending_clear(c);
     core_buf_free(&c->reliable);
+    free(c->inv);
+    c->inv = NULL;
     s->free_clients[s->n_free_clients++] = ci;
     s->n_clients--;
 }

@@ -95,8 +95,8 @@ typedef struct sim_client {
     uint32_t *known_id;   /* [known_cap] */
     core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
     /* items and chat (sim_items.c, sim_chat.c) */
-    core_buf held; /* held records: u32 gseq, u8 kind, u16 len, body */
-    sim_inv_slot inv[PROTO_INV_SLOTS];
+    core_buf held;     /* held records: u32 gseq, u8 kind, u16 len, body */
+    sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
 } sim_client;
 
 typedef struct sim_cmd {
@@ -237,6 +237,7 @@ struct sim_shard {
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
     core_counter *m_states_sent, *m_states_skipped; /* added once per tick */
+    core_counter *m_aoi_quiet;                      /* added once per tick */
     core_counter *m_inputs_applied;
     core_counter *m_store_refused;    /* player saves refused (store queue full) */
     core_counter *m_inputs_duplicate; /* gseq already applied: dropped */

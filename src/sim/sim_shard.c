@@ -79,6 +79,9 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     s->m_states_skipped =
         core_metrics_counter(m, "tessera_states_skipped_total",
                              "Client-ticks with nothing to tell: no STATE sent", labels);
+    s->m_aoi_quiet = core_metrics_counter(
+        m, "tessera_aoi_quiet_total",
+        "Client-ticks whose area of interest saw no change: no AOI pass", labels);
     s->m_inputs_applied =
         core_metrics_counter(m, "tessera_inputs_applied_total", "Inputs applied by shards", NULL);
     s->m_store_refused = core_metrics_counter(
@@ -144,6 +147,7 @@ void sim_shard_destroy(sim_shard *s)
         core_buf_free(&s->clients[i].held);
         free(s->clients[i].known_id);
         free(s->clients[i].pending);
+        free(s->clients[i].inv);
     }
     free(s->clients);
     free(s->free_clients);
@@ -331,6 +335,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_move(s);
 
     uint64_t sent0 = s->stats.states_sent, skipped0 = s->stats.states_skipped;
+    uint64_t quiet0 = s->stats.aoi_quiet;
     sim_aoi_mark_changes(s);
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id && !s->clients[ci].detached)
@@ -338,6 +343,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_aoi_publish(s);
     core_counter_add(s->m_states_sent, s->stats.states_sent - sent0);
     core_counter_add(s->m_states_skipped, s->stats.states_skipped - skipped0);
+    core_counter_add(s->m_aoi_quiet, s->stats.aoi_quiet - quiet0);
     send_frames(s);
 
     sim_persist_players(s);
