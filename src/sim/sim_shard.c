@@ -309,7 +309,7 @@ static void send_frames(sim_shard *s)
         if (bus_send(s->bus, BUS_EP_GW(g), f->data, f->len) != BUS_OK)
             core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: frames to gateway %d dropped", s->index,
                      g);
-        core_buf_reset(f);
+        core_buf_reset_trim(f, 256u << 10); /* a burst of joins or RESETs is not kept */
     }
 }
 
