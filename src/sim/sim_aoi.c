@@ -196,6 +196,15 @@ void sim_aoi_mark_gone(sim_shard *s, uint32_t slot)
         chg_mark(s, s->pub_x[slot], s->pub_y[slot]);
 }
 
+bool sim_aoi_near_change(const sim_shard *s, uint32_t slot)
+{
+    float x = s->x[slot], y = s->y[slot];
+    if (!(x == s->pub_x[slot] && y == s->pub_y[slot])) /* moved since, or new (NaN) */
+        return true;
+    uint32_t t = s->chg_tick[(size_t)chg_row(s, y) * s->chg_nx + chg_col(s, x)];
+    return (int32_t)(t - (s->tick - 1)) >= 0;
+}
+
 /* True if nothing appeared, vanished or moved within the square of side
  * 2 * aoi_radius around (px, py) at or after tick since. Then a full AOI
  * pass of a client whose last pass (at since) left nothing out would find

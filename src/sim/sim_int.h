@@ -20,8 +20,8 @@
 #define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
 #define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
-#define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
-#define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
+#define SIM_SORT_TICKS 100 /* slots re-sorted by place this often (5 s) ... */
+#define SIM_SORT_MIN 8192  /* ... on shards with at least this many slots */
 
 enum {
     SIM_F_ALIVE = 1,
@@ -197,7 +197,7 @@ struct sim_shard {
     uint32_t n_disp, disp_cap;
     struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
     uint32_t n_bodies, bodies_cap;
-    uint32_t sort_min, sort_every; /* sim_slots_sort: slots needed, period in ticks */
+    uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
     uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */
     uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
     size_t buckets_cap;
@@ -280,6 +280,10 @@ void sim_aoi_clear_client(sim_shard *s, sim_client *c);
 /* Before the tick's AOI passes: marks where entities appeared or moved
  * since the last publish. */
 void sim_aoi_mark_changes(sim_shard *s);
+/* True if the entity in slot moved or appeared since the last tick's
+ * STATEs, or something in its square did during the last tick (for work
+ * that only a move can make necessary). */
+bool sim_aoi_near_change(const sim_shard *s, uint32_t slot);
 /* A slot is released: marks where its entity was. */
 void sim_aoi_mark_gone(sim_shard *s, uint32_t slot);
 /* After every client's STATE of the tick: pub_x/pub_y of every entity
