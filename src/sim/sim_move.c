@@ -17,6 +17,7 @@
 #include "sim_int.h"
 
 #define COL_NEIGH_MAX 64 /* neighbours examined per entity per tick */
+#define COL_REACH 1.01f  /* candidate margin over the contact distance (collide_one) */
 
 /* New heading every 1-4 s, a quarter of the time standing still, drawn
  * from a hash of (world seed, entity id, tick) so no RNG state is needed
@@ -141,8 +142,8 @@ static broad broad_prepare(sim_shard *s, float contact)
     if (want < 64)
         want = 64;
     float side = sqrtf(w * h / (float)want);
-    if (side < 2.0f * contact)
-        side = 2.0f * contact;
+    if (side < 2.0f * COL_REACH * contact)
+        side = 2.0f * COL_REACH * contact;
     broad b = {.nx = (uint32_t)(w / side) + 1, .ny = (uint32_t)(h / side) + 1, .inv = 1.0f / side};
     size_t nb = (size_t)b.nx * b.ny;
     if (nb + 1 > s->buckets_cap) {
@@ -199,11 +200,15 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
 {
     const sim_body *me = &s->bodies[k];
     uint32_t i = me->slot;
-    /* buckets are at least 2 * min wide: the square [x - min, x + min]
-     * lies within columns x0, x0 + 1 and rows y0, y0 + 1; scanning that
-     * fixed 2 x 2 block (two contiguous runs) mispredicts less than
-     * trimming it */
-    uint32_t x0 = bcoord(me->x - min, b->inv, b->nx), y0 = bcoord(me->y - min, b->inv, b->ny);
+    /* buckets are at least 2 * COL_REACH * min wide: the square of half
+     * side COL_REACH * min lies within columns x0, x0 + 1 and rows y0,
+     * y0 + 1; scanning that fixed 2 x 2 block (two contiguous runs)
+     * mispredicts less than trimming it. The 1% beyond the contact
+     * distance keeps a body a rounding error away from a bucket edge in
+     * the candidates whatever the bucket size (which depends on the
+     * world: a replay's differs), so the exact test below alone decides. */
+    const float reach = COL_REACH * min;
+    uint32_t x0 = bcoord(me->x - reach, b->inv, b->nx), y0 = bcoord(me->y - reach, b->inv, b->ny);
     uint32_t x2 = x0 + 2 <= b->nx ? x0 + 2 : b->nx, y1 = y0 + 1 < b->ny ? y0 + 1 : y0;
     const float min2 = min * min;
     size_t m = 0;
