@@ -376,6 +376,8 @@ static void *login_worker(void *arg)
         sodium_memzero(slot, sizeof *slot);
         l->q_head = (l->q_head + 1) % l->queue_cap;
         l->q_len--;
+        if (l->q_len == 0) /* start over: only the slots ever in use at once get touched */
+            l->q_head = 0;
         l->n_running++;
         if (req.kind == GW_JOB_LOGIN)
             l->n_pw--;
@@ -617,6 +619,8 @@ size_t gw_login_poll(gw_login *l, gw_login_result *out, size_t max)
         l->r_head = (l->r_head + 1) % l->res_cap;
         l->r_len--;
     }
+    if (l->r_len == 0) /* start over: the ring's untouched pages stay unmapped */
+        l->r_head = 0;
     /* More than max were waiting: keep the fd readable (epoll may be
      * edge-triggered, and we just drained the counter). */
     if (l->r_len > 0)
