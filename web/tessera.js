@@ -99,7 +99,8 @@
  * it logs in again with the remembered credentials first. A refused login
  * (400/401) stops reconnecting (status "closed"). The backoff resets after
  * a session that ran for 5 s past its WELCOME. A session silent for 10 s
- * (the server sends a STATE every tick) is treated as dead and replaced.
+ * (the server sends a STATE at least once a second, every tick while
+ * something near moves) is treated as dead and replaced.
  */
 
 export const PROTOCOL_VERSION = 1;

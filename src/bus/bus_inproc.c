@@ -15,6 +15,7 @@
 #include "core_log.h"
 
 #define INBOX_CAP_BYTES (64u << 20)
+#define INBOX_KEEP_BYTES (256u << 10) /* buffer capacity kept after a spike */
 
 typedef struct inbox {
     pthread_mutex_t mu;
@@ -84,7 +85,7 @@ static int inproc_recv(void *state, uint32_t ep, bus_batch *out)
 {
     inproc *s = state;
     inbox *ib = &s->eps[ep];
-    core_buf_reset(&ib->reading);
+    core_buf_reset_trim(&ib->reading, INBOX_KEEP_BYTES);
     pthread_mutex_lock(&ib->mu);
     core_buf tmp = ib->queued;
     ib->queued = ib->reading;

@@ -29,6 +29,15 @@ static inline void core_buf_reset(core_buf *b)
 {
     b->len = 0;
 }
+/* Empties b, and gives its memory back when it holds more than keep_bytes
+ * and the use that just ended filled less than an eighth of it: a
+ * buffer reused every tick keeps its size, but not a spike's. */
+static inline void core_buf_reset_trim(core_buf *b, size_t keep_bytes)
+{
+    if (b->cap > keep_bytes && b->len < b->cap / 8)
+        core_buf_free(b);
+    b->len = 0;
+}
 
 static inline void core_buf_u8(core_buf *b, uint8_t v)
 {

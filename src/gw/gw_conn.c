@@ -11,12 +11,17 @@
  *         (latest wins), so a slow reader never builds a backlog of state;
  *   extra records the gateway makes itself (PONG, ERROR). They ride in the
  *         next message a shard sends (protocol: at most one message per
- *         client per tick, possibly several records), or go alone when no
- *         shard message came for GW_EXTRA_MAX_AGE_MS.
+ *         client per tick, possibly several records), or go alone when the
+ *         shard's next tick brought no STATE for the client (an idle
+ *         client gets one a second: gw_conn_extras_tick), and at the
+ *         latest after GW_EXTRA_MAX_AGE_MS (the sweep).
  * A flush is one sendmsg of [out][ws header, pend, extra]. If the write
  * reaches into the pending message, its unwritten rest moves to out (a
  * started frame must finish); if it does not, the pending message stays
- * replaceable. */
+ * replaceable. A buffer that drains is freed, not kept for reuse: most
+ * sessions are quiet most of the time, and a malloc per message costs
+ * little next to the sendmsg. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +84,6 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
     c->id = (g->gens[slot] << GW_SLOT_BITS) | slot;
     c->state = GW_CONN_HTTP;
     memcpy(c->addr, addr, 16);
-    snprintf(c->addr_str, sizeof c->addr_str, "%s", addr_str);
     core_buf_init(&c->in);
     core_buf_init(&c->out);
     core_buf_init(&c->pend);
@@ -95,8 +99,17 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
     if (epoll_ctl(g->ep_fd, EPOLL_CTL_ADD, fd, &ev) != 0)
         core_die("gw: epoll_ctl add connection: %s", strerror(errno));
     core_log_ids ids = log_ids(c);
-    core_log(CORE_LOG_DEBUG, "gw", &ids, "connection from %s", c->addr_str);
+    core_log(CORE_LOG_DEBUG, "gw", &ids, "connection from %s", addr_str);
     return c;
+}
+
+void gw_addr_format(const uint8_t addr[16], char *out, size_t cap)
+{
+    static const uint8_t v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, v4_mapped, sizeof v4_mapped) == 0)
+        inet_ntop(AF_INET, addr + 12, out, (socklen_t)cap);
+    else
+        inet_ntop(AF_INET6, addr, out, (socklen_t)cap);
 }
 
 gw_conn *gw_conn_find(gw *g, uint32_t id)
@@ -198,6 +211,7 @@ static void conn_free_bufs(gw_conn *c)
     core_buf_free(&c->extra);
     if (c->is_ws_init)
         gw_ws_parser_free(&c->ws);
+    free(c->up);
     free(c);
 }
 
@@ -225,8 +239,7 @@ static void after_drain(gw *g, gw_conn *c)
             gw_conn_close(g, c);
             return;
         }
-        if (c->out.cap > GW_SHRINK_BYTES)
-            core_buf_free(&c->out);
+        core_buf_free(&c->out); /* idle connections hold no buffer */
     }
     if (c->state == GW_CONN_HTTP && c->in.len > 0 && c->out.len <= GW_HTTP_OUT_MAX &&
         !(c->ev_mask & EPOLLIN)) {
@@ -291,8 +304,8 @@ void gw_conn_flush(gw *g, gw_conn *c)
     if (has_msg && wrote > 0) {
         /* The message has started on the wire: it is committed now. */
         append_rest(&c->out, iov + msg_first, n - msg_first, wrote);
-        core_buf_reset(&c->extra);
-        core_buf_reset(&c->pend);
+        core_buf_free(&c->extra);
+        core_buf_free(&c->pend);
         c->is_flush_extra = false;
         core_counter_add(g->c_msgs_out, 1);
     }
@@ -313,6 +326,47 @@ static void send_control(gw *g, gw_conn *c, uint8_t opcode, const void *payload,
     gw_conn_touch(g, c);
 }
 
+void gw_conn_extra_begin(gw *g, gw_conn *c)
+{
+    if (c->extra.len)
+        return;
+    c->extra_since_ms = g->now_ms;
+    if (c->is_extra_waiting)
+        return;
+    if (g->n_extra_wait == g->cap_extra_wait) {
+        g->cap_extra_wait = g->cap_extra_wait ? g->cap_extra_wait * 2 : 64;
+        g->extra_wait = realloc(g->extra_wait, g->cap_extra_wait * sizeof *g->extra_wait);
+        if (!g->extra_wait)
+            core_die("out of memory");
+    }
+    g->extra_wait[g->n_extra_wait++] = c->id;
+    c->is_extra_waiting = true;
+}
+
+void gw_conn_extras_tick(gw *g, uint16_t shard)
+{
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < g->n_extra_wait; i++) {
+        gw_conn *c = gw_conn_find(g, g->extra_wait[i]);
+        if (!c)
+            continue;
+        if (c->extra.len && c->state == GW_CONN_WS &&
+            (c->route_shard != shard || !c->is_welcomed)) {
+            /* another shard's session, or WELCOME (the first message) is
+             * not out yet: wait on */
+            g->extra_wait[keep++] = c->id;
+            continue;
+        }
+        c->is_extra_waiting = false;
+        if (c->extra.len && c->state == GW_CONN_WS && !c->pend.len) {
+            /* no STATE this tick to ride on */
+            c->is_flush_extra = true;
+            gw_conn_touch(g, c);
+        }
+    }
+    g->n_extra_wait = keep;
+}
+
 /* Room check for gateway-made records; closes on overflow. */
 static bool extra_room(gw *g, gw_conn *c, size_t n)
 {
@@ -320,8 +374,7 @@ static bool extra_room(gw *g, gw_conn *c, size_t n)
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
         return false;
     }
-    if (c->extra.len == 0)
-        c->extra_since_ms = g->now_ms;
+    gw_conn_extra_begin(g, c);
     return true;
 }
 
@@ -411,7 +464,7 @@ void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
         core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
         core_buf_append(&c->out, payload, len);
         core_buf_append(&c->out, c->extra.data, c->extra.len);
-        core_buf_reset(&c->extra);
+        core_buf_free(&c->extra);
         core_counter_add(g->c_msgs_out, 1);
     } else {
         if (drop_state)
@@ -444,8 +497,8 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
         core_buf_append(&c->out, c->extra.data, c->extra.len);
         core_counter_add(g->c_msgs_out, 1);
     }
-    core_buf_reset(&c->pend);
-    core_buf_reset(&c->extra);
+    core_buf_free(&c->pend);
+    core_buf_free(&c->extra);
     gw_ws_write_close(&c->out, code, reason);
     core_counter_add(close_counter(g, code), 1);
     core_log_ids ids = log_ids(c);
@@ -460,7 +513,8 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
     gw_conn_update_events(g, c);
 }
 
-int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn)
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn,
+                     const uint8_t *resume)
 {
     gw_ws_parser_init(&c->ws, (size_t)g->cfg.max_message_bytes);
     c->is_ws_init = true;
@@ -470,9 +524,8 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
     c->tokens = g->cfg.msgs_burst;
     c->tokens_ms = g->now_ms;
     c->account_id = claims->account_id;
-    snprintf(c->username, sizeof c->username, "%s", claims->username);
 
-    gw_session_enter(g, c, spawn);
+    gw_session_enter(g, c, claims->username, spawn, resume);
     return c->state == GW_CONN_WS ? 0 : -1;
 }
 
@@ -706,7 +759,7 @@ void gw_conn_on_readable(gw *g, gw_conn *c)
             return;
         core_buf_consume(&c->in, used);
     }
-    if (c->in.len == 0 && c->in.cap > GW_SHRINK_BYTES)
+    if (c->in.len == 0)
         core_buf_free(&c->in);
     gw_conn_update_events(g, c);
 }
@@ -718,6 +771,8 @@ void gw_conn_process_buffered(gw *g, gw_conn *c)
         if (c->state == GW_CONN_DEAD)
             return;
         core_buf_consume(&c->in, used);
+        if (c->in.len == 0)
+            core_buf_free(&c->in);
     }
     gw_conn_update_events(g, c);
 }

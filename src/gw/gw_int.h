@@ -38,11 +38,10 @@
 #define GW_SWEEP_MS 250 /* timer period: heartbeats, deadlines */
 #define GW_HTTP_IN_CAP (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY) /* HTTP input bound, bytes */
 #define GW_WS_FRAME_OVERHEAD 14      /* largest client frame header (8-byte length + mask) */
-#define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait this long for a shard frame */
+#define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait at most this long (sweep fallback) */
 #define GW_ERRORS_PER_S 4            /* ERROR records sent per second per connection */
 #define GW_DROPS_TOTAL_MAX 1000      /* rate-limited records before the connection is closed */
 #define GW_ABUSE_MS 2000             /* 3x the rate for this long closes the connection */
-#define GW_SHRINK_BYTES 16384        /* drained buffers above this capacity are freed */
 #define GW_HTTP_OUT_MAX (256 * 1024) /* unread HTTP answers above this pause request handling */
 
 typedef enum gw_conn_state {
@@ -53,13 +52,25 @@ typedef enum gw_conn_state {
     GW_CONN_DEAD,       /* fd closed; on the reap list */
 } gw_conn_state;
 
+/* What an upgrade carries from its request to the 101 (the player record
+ * is loaded in between); freed when the session starts. */
+typedef struct gw_upgrade {
+    char username[33];
+    char accept[29];                          /* Sec-WebSocket-Accept */
+    bool is_sub;                              /* the upgrade named our subprotocol: echo it */
+    bool has_resume;                          /* the upgrade carried ?resume= */
+    uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
+} gw_upgrade;
+
+/* One connection. An idle WebSocket session costs this struct and no
+ * buffer: every buffer is freed as soon as it drains, and what only the
+ * upgrade needs lives in `up` until the session starts. */
 typedef struct gw_conn {
     int fd;
     uint32_t id; /* (gen << 20) | slot; also the WebSocket session id */
     gw_conn_state state;
-    uint32_t ev_mask;  /* epoll events currently registered */
-    uint8_t addr[16];  /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
-    char addr_str[48]; /* printable peer address, for logs */
+    uint32_t ev_mask; /* epoll events currently registered */
+    uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
 
     core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
     core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
@@ -69,6 +80,7 @@ typedef struct gw_conn {
 
     bool is_touched;           /* on g->touched for the end-of-round write */
     bool is_flush_extra;       /* next flush sends extra even without a STATE */
+    bool is_extra_waiting;     /* on g->extra_wait: extra waits for its shard's tick */
     bool is_close_after_flush; /* close the fd as soon as out drains */
     bool is_ws_init;           /* ws parser initialised (needs freeing) */
     bool is_joined;            /* JOIN sent and LEAVE not yet */
@@ -77,33 +89,29 @@ typedef struct gw_conn {
     bool is_head;              /* current request is HEAD (respond without body) */
     bool is_keep_alive;        /* current request keeps the connection */
     bool is_upgrade_wait;      /* LOGIN_WAIT for the player load of an upgrade */
-    bool is_upgrade_sub;       /* the upgrade named our subprotocol: echo it */
-    char upgrade_accept[29];   /* Sec-WebSocket-Accept for the pending upgrade */
-    bool has_resume_req;       /* the upgrade carried ?resume= */
     bool needs_reset;          /* a STATE was dropped: deltas wait for a RESET STATE */
-    uint8_t resume_req[PROTO_RESUME_TOKEN_BYTES];   /* ... its token */
+    uint16_t route_shard;      /* shard that owns the session's entity */
+    uint16_t close_code;       /* the code that ended the session (logs, metrics) */
+    gw_upgrade *up;            /* while an upgrade waits for its player record, else NULL */
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
     uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
     uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
 
-    gw_ws_parser ws;      /* valid when is_ws_init */
-    uint16_t route_shard; /* shard that owns the session's entity */
-    uint32_t entity_id;   /* 0 until ROUTE tells us */
-    uint32_t gseq;        /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
+    gw_ws_parser ws;    /* valid when is_ws_init */
+    uint32_t entity_id; /* 0 until ROUTE tells us */
+    uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
-    char username[33];
 
+    uint32_t drops_total;     /* records dropped by the rate limit, ever */
     double tokens;            /* message token bucket: records allowed now */
     uint64_t tokens_ms;       /* last refill */
-    uint32_t drops_total;     /* records dropped by the rate limit, ever */
     uint32_t drops_window;    /* dropped in the current 1 s window */
+    uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
     uint64_t drops_window_ms; /* start of that window */
     uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
-    uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
     uint64_t errors_window_ms;
 
-    uint16_t close_code;       /* the code that ended the session (logs, metrics) */
     const char *close_reason;  /* static text */
     struct gw_conn *next_dead; /* reap list link */
 } gw_conn;
@@ -156,6 +164,10 @@ struct gw {
 
     uint32_t *touched; /* ids to write at the end of the round */
     uint32_t n_touched, cap_touched;
+    /* ids whose gateway-made records wait for the next tick of their shard
+     * (gw_conn_extra_begin); entries may be stale (closed, already sent) */
+    uint32_t *extra_wait;
+    uint32_t n_extra_wait, cap_extra_wait;
     gw_conn *dead; /* reap list */
 
     core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
@@ -189,6 +201,8 @@ core_counter *gw_http_counter(gw *g, int status);
 
 /* ---- gw_conn.c ---- */
 gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str);
+/* The printable form of a connection's address key (for logs). */
+void gw_addr_format(const uint8_t addr[16], char *out, size_t cap);
 gw_conn *gw_conn_find(gw *g, uint32_t id);
 /* Recomputes the epoll interest (EPOLLIN unless waiting or full, EPOLLOUT
  * while out is non-empty). */
@@ -203,17 +217,25 @@ void gw_conn_on_readable(gw *g, gw_conn *c);
 void gw_conn_process_buffered(gw *g, gw_conn *c);
 /* Shard frames (latest-wins STATE / reliable). */
 void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f);
+/* Call before appending a record to c->extra: stamps extra_since_ms and
+ * puts c on g->extra_wait when extra was empty. */
+void gw_conn_extra_begin(gw *g, gw_conn *c);
+/* Shard `shard` finished a tick (its FRAMES message was handled): waiting
+ * gateway records of its sessions that got no STATE to ride on go alone
+ * now. A shard sends no STATE to an idle client for up to a second, so
+ * PONGs and ERRORs cannot wait for one. */
+void gw_conn_extras_tick(gw *g, uint16_t shard);
 /* Queues a close frame and enters CLOSING. wait_peer: keep reading for
  * the peer's close until close_timeout_s; else close once flushed. */
 void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool wait_peer);
 /* Closes the socket now (sends LEAVE for a joined session). */
 void gw_conn_close(gw *g, gw_conn *c);
-/* Enters the WebSocket state after the 101 and sends JOIN to the shard
- * owning a random spawn point. Returns 0, or -1 (c is closing). */
 /* Opens the WebSocket session of c (the 101 is already queued) and sends
  * JOIN: at *spawn (x, y) when the player has a stored position, else at a
- * random point. */
-int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn);
+ * random point. resume: the ?resume= token of the upgrade, or NULL.
+ * Returns 0, or -1 (c is closing). */
+int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn,
+                     const uint8_t *resume);
 /* Heartbeats and deadlines for one connection. */
 void gw_conn_sweep(gw *g, gw_conn *c);
 /* Frees connections closed during this round. */
@@ -237,8 +259,10 @@ typedef struct gw_detached {
 } gw_detached;
 /* Enters c's player into the world: takes over the account's live or
  * detached session (ATTACH: same entity; input sequence numbers continue
- * when c presented that session's resume token), else JOIN at spawn. */
-void gw_session_enter(gw *g, gw_conn *c, const float *spawn);
+ * when c presented that session's resume token, resume), else JOIN at
+ * spawn. */
+void gw_session_enter(gw *g, gw_conn *c, const char *username, const float *spawn,
+                      const uint8_t *resume);
 /* After JOIN/ATTACH: registers the live session and sends the client a
  * fresh resume token (SESSION record). */
 void gw_session_opened(gw *g, gw_conn *c);

@@ -366,24 +366,27 @@ static void upgrade(gw *g, gw_conn *c, const gw_http_req *req)
      * record on the workers (the gateway thread never waits for the
      * store), then answer 101 and send JOIN (upgrade_done). */
     c->account_id = claims.account_id;
-    snprintf(c->username, sizeof c->username, "%s", claims.username);
-    memcpy(c->upgrade_accept, accept, sizeof accept);
+    free(c->up);
+    gw_upgrade *up = c->up = calloc(1, sizeof *c->up);
+    if (!up)
+        core_die("out of memory");
+    snprintf(up->username, sizeof up->username, "%s", claims.username);
+    memcpy(up->accept, accept, sizeof accept);
     /* ?resume=<32 hex>: the token of a dropped session of this client */
     char hex[2 * PROTO_RESUME_TOKEN_BYTES + 2];
-    c->has_resume_req = false;
     if (gw_http_query_param(req, "resume", hex, sizeof hex) == 2 * PROTO_RESUME_TOKEN_BYTES) {
-        c->has_resume_req = true;
+        up->has_resume = true;
         for (int i = 0; i < PROTO_RESUME_TOKEN_BYTES; i++) {
             unsigned v;
             if (sscanf(hex + 2 * i, "%2x", &v) != 1 || !isxdigit((unsigned char)hex[2 * i]) ||
                 !isxdigit((unsigned char)hex[2 * i + 1])) {
-                c->has_resume_req = false;
+                up->has_resume = false;
                 break;
             }
-            c->resume_req[i] = (uint8_t)v;
+            up->resume[i] = (uint8_t)v;
         }
     }
-    c->is_upgrade_sub = sub != NULL;
+    up->is_sub = sub != NULL;
     int rc = claims.is_external ? gw_login_submit_load_external(g->login, c->id, claims.account_id,
                                                                 claims.username)
                                 : gw_login_submit_load(g->login, c->id, claims.account_id);
@@ -402,6 +405,13 @@ static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
 {
     c->is_upgrade_wait = false;
     c->state = GW_CONN_HTTP;
+    /* what the upgrade carried, from here on a local: the session keeps
+     * nothing of it */
+    gw_upgrade up = {0};
+    if (c->up)
+        up = *c->up;
+    free(c->up);
+    c->up = NULL;
     if (r->status == GW_AUTH_E_ACCOUNT) {
         auth_refuse(g, c, "account conflict");
         return;
@@ -412,18 +422,18 @@ static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
     }
     c->account_id = r->account_id; /* a provider's subject becomes our account id */
     char head[256];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                     c->upgrade_accept,
-                     c->is_upgrade_sub ? "Sec-WebSocket-Protocol: " PROTO_SUBPROTOCOL "\r\n" : "");
+    int n =
+        snprintf(head, sizeof head,
+                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
+                 up.accept, up.is_sub ? "Sec-WebSocket-Protocol: " PROTO_SUBPROTOCOL "\r\n" : "");
     core_buf_append(&c->out, head, (size_t)n);
     core_counter_add(gw_http_counter(g, 101), 1);
     gw_conn_touch(g, c);
     gw_claims claims = {.account_id = c->account_id};
-    snprintf(claims.username, sizeof claims.username, "%s", c->username);
+    snprintf(claims.username, sizeof claims.username, "%s", up.username);
     float spawn[2] = {r->x, r->y};
-    gw_conn_ws_start(g, c, &claims, r->has_player ? spawn : NULL);
+    gw_conn_ws_start(g, c, &claims, r->has_player ? spawn : NULL, up.has_resume ? up.resume : NULL);
     if (c->state == GW_CONN_WS)
         gw_conn_process_buffered(g, c); /* frames sent right after the 101 */
 }

@@ -339,6 +339,7 @@ static void bus_frames(gw *g, core_rd *r)
         }
         gw_conn_frame(g, c, &f);
     }
+    gw_conn_extras_tick(g, shard);
 }
 
 static void bus_route(gw *g, core_rd *r)
@@ -644,6 +645,7 @@ void gw_destroy(gw *g)
     free(g->free_slots);
     free(g->addrs);
     free(g->touched);
+    free(g->extra_wait);
     free(g->scratch);
     gw_session_free(g);
     free(g);

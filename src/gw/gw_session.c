@@ -51,7 +51,7 @@ static void detached_add(gw *g, const gw_detached *d)
     g->detached[i] = *d;
 }
 
-static proto_join join_of(gw *g, gw_conn *c, const float *spawn)
+static proto_join join_of(gw *g, gw_conn *c, const char *username, const float *spawn)
 {
     const spatial_cellmap *cm = g->cells;
     float x = core_rng_unit(&g->rng) * (float)cm->world_w;
@@ -64,13 +64,14 @@ static proto_join join_of(gw *g, gw_conn *c, const float *spawn)
     }
     proto_join j = {
         .session_id = c->id, .gw_id = g->gw_id, .account_id = c->account_id, .x = x, .y = y};
-    snprintf(j.name, sizeof j.name, "%s", c->username);
+    snprintf(j.name, sizeof j.name, "%s", username);
     return j;
 }
 
-void gw_session_enter(gw *g, gw_conn *c, const float *spawn)
+void gw_session_enter(gw *g, gw_conn *c, const char *username, const float *spawn,
+                      const uint8_t *resume)
 {
-    proto_join j = join_of(g, c, spawn);
+    proto_join j = join_of(g, c, username, spawn);
     proto_attach a = {.join = j};
     bool attach = false;
     const char *how = "joined";
@@ -94,8 +95,7 @@ void gw_session_enter(gw *g, gw_conn *c, const float *spawn)
         if (i != CORE_IDMAP_NONE) {
             gw_detached *d = &g->detached[i];
             a.old_session_id = d->session_id;
-            a.keep_seq =
-                c->has_resume_req && memcmp(c->resume_req, d->token, PROTO_RESUME_TOKEN_BYTES) == 0;
+            a.keep_seq = resume && memcmp(resume, d->token, PROTO_RESUME_TOKEN_BYTES) == 0;
             c->route_shard = d->route_shard;
             c->entity_id = d->entity_id;
             detached_del_at(g, i);
@@ -120,8 +120,10 @@ void gw_session_enter(gw *g, gw_conn *c, const float *spawn)
     c->is_joined = true;
     g->n_sessions++;
     core_gauge_set(g->g_sessions, g->n_sessions);
+    char addr[48];
+    gw_addr_format(c->addr, addr, sizeof addr);
     core_log(CORE_LOG_INFO, "gw", &ids, "session opened (%s): account=%u name=%s addr=%s", how,
-             c->account_id, c->username, c->addr_str);
+             c->account_id, username, addr);
     gw_session_opened(g, c);
 }
 
@@ -130,9 +132,8 @@ void gw_session_opened(gw *g, gw_conn *c)
     core_idmap_put(&g->live_by_account, c->account_id, c->id);
     if (getrandom(c->resume_token, sizeof c->resume_token, 0) != sizeof c->resume_token)
         core_die("getrandom failed");
+    gw_conn_extra_begin(g, c);
     proto_write_session(&c->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
-    if (!c->extra_since_ms)
-        c->extra_since_ms = g->now_ms;
 }
 
 void gw_session_closed(gw *g, gw_conn *c)

@@ -1,6 +1,7 @@
 /* main.c - the tessera command: wires modules together, nothing else.
  *   tessera serve [flags]   gateway + shards + store in one process
  *   tessera --help | --version */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,12 @@ static uint32_t hook_tick(void *ctx)
 
 static int cmd_serve(int argc, char **argv)
 {
+    /* A fixed mmap threshold: big buffers (bus batches, FRAMES after a
+     * burst) are mapped and given back whole when freed. glibc's default
+     * raises the threshold after such a free, and the next big buffers
+     * then come from the heap, whose free space is rarely returned: RSS
+     * would keep every spike. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     core_config cfg;
     core_config_defaults(&cfg);
     static const char *const passthrough[] = {"print-config", NULL};

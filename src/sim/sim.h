@@ -2,7 +2,8 @@
  * steps them on a fixed tick. Each tick: drain the bus inbox (joins,
  * leaves, inputs, handoffs, ghosts), apply inputs in a deterministic order
  * (entity id, then sequence), move, collide, compute each client's area of
- * interest and send one frame per client, hand entities that left the
+ * interest and send each client a frame when it has news (and a keepalive
+ * once a second), hand entities that left the
  * shard's cells to their new owner, and send ghosts of border entities to
  * neighbouring shards.
  *
@@ -109,6 +110,8 @@ typedef struct sim_stats {
     uint64_t handoffs_out, handoffs_in;
     uint64_t inputs_applied, inputs_duplicate, inputs_skipped;
     uint64_t inputs_rejected;
+    uint64_t states_sent, states_skipped; /* STATEs sent; empty ones not sent */
+    uint64_t aoi_quiet; /* client-ticks whose AOI pass was skipped (a quiet area) */
 } sim_stats;
 void sim_shard_stats(const sim_shard *s, sim_stats *out);
 

@@ -5,9 +5,31 @@
  * entity id, so the choice is deterministic), diff against the client's
  * slot table (what it was last sent), and encode leaves, enters (nearest
  * first, within the aoi_max_bytes budget) and position deltas as one
- * STATE record (format: docs/protocol.md section 7). The client's queued
- * reliable records (WELCOME, ERROR) travel in the same frame, so a client
- * gets exactly one WebSocket message per tick. */
+ * STATE record (format: docs/protocol.md section 7).
+ *
+ * Positions a client has are not stored per client: every client that
+ * has an entity in view got every move of it up to the last tick, so all
+ * of them hold the same position for it, kept once per entity
+ * (pub_x/pub_y, updated by sim_aoi_publish after the tick's STATEs).
+ * The exceptions are handled where they arise: a new slot starts
+ * unpublished (NaN: any watcher gets the absolute position), a view that
+ * arrives with a handoff is marked stale (every position goes whole once),
+ * and a client that missed ticks (detached, a dropped STATE) gets a RESET.
+ *
+ * Most clients of a quiet world have nothing new most ticks, so the pass
+ * itself is skipped when it cannot find anything: the world is divided
+ * into squares of side aoi_radius, each stamped with the last tick in
+ * which an entity in it appeared, vanished or moved (at all: any move may
+ * cross the radius); a client whose 3 x 3 squares around it are older
+ * than its last pass, which entered everything it selected, would get no
+ * leave, enter or delta, and gets only what it is owed (an ack, records,
+ * the keepalive).
+ *
+ * The client's queued reliable records (WELCOME, ERROR) travel in the
+ * same frame as its STATE, so a client gets at most one WebSocket message
+ * per tick. A tick with nothing to tell the client (no leave, enter or
+ * move, no record, the same ack) sends nothing, but for a keepalive STATE
+ * once a second. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,9 +131,152 @@ static core_buf *frames_for(sim_shard *s, uint16_t gw)
 
 void sim_aoi_clear_client(sim_shard *s, sim_client *c)
 {
-    memset(c->known_id, 0, (size_t)s->cfg->aoi_max_entities * sizeof *c->known_id);
+    (void)s;
+    if (c->known_id)
+        memset(c->known_id, 0, (size_t)c->known_cap * sizeof *c->known_id);
     c->n_known = 0;
     c->slot_hi = 0;
+    c->is_view_stale = false; /* an empty view has no stale positions */
+}
+
+void sim_aoi_publish(sim_shard *s)
+{
+    for (uint32_t e = 0; e < s->n_used; e++) {
+        if (!(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        s->pub_x[e] = s->x[e];
+        s->pub_y[e] = s->y[e];
+    }
+}
+
+/* ---- where the world changed ---- */
+
+static inline uint32_t chg_col(const sim_shard *s, float x)
+{
+    float f = x * s->chg_inv;
+    if (!(f > 0.0f)) /* also NaN */
+        return 0;
+    uint32_t i = (uint32_t)f;
+    return i < s->chg_nx ? i : s->chg_nx - 1;
+}
+
+static inline uint32_t chg_row(const sim_shard *s, float y)
+{
+    float f = y * s->chg_inv;
+    if (!(f > 0.0f))
+        return 0;
+    uint32_t i = (uint32_t)f;
+    return i < s->chg_ny ? i : s->chg_ny - 1;
+}
+
+static inline void chg_mark(sim_shard *s, float x, float y)
+{
+    s->chg_tick[(size_t)chg_row(s, y) * s->chg_nx + chg_col(s, x)] = s->tick;
+}
+
+void sim_aoi_mark_changes(sim_shard *s)
+{
+    for (uint32_t e = 0; e < s->n_used; e++) {
+        if (!(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        /* exact comparison: any move may change who is within the radius;
+         * NaN (never published) is unequal to everything */
+        if (s->x[e] == s->pub_x[e] && s->y[e] == s->pub_y[e])
+            continue;
+        chg_mark(s, s->x[e], s->y[e]);
+        if (!isnan(s->pub_x[e]))
+            chg_mark(s, s->pub_x[e], s->pub_y[e]);
+    }
+}
+
+void sim_aoi_mark_gone(sim_shard *s, uint32_t slot)
+{
+    chg_mark(s, s->x[slot], s->y[slot]);
+    if (!isnan(s->pub_x[slot]))
+        chg_mark(s, s->pub_x[slot], s->pub_y[slot]);
+}
+
+bool sim_aoi_near_change(const sim_shard *s, uint32_t slot)
+{
+    float x = s->x[slot], y = s->y[slot];
+    if (!(x == s->pub_x[slot] && y == s->pub_y[slot])) /* moved since, or new (NaN) */
+        return true;
+    uint32_t t = s->chg_tick[(size_t)chg_row(s, y) * s->chg_nx + chg_col(s, x)];
+    return (int32_t)(t - (s->tick - 1)) >= 0;
+}
+
+/* True if nothing appeared, vanished or moved within the square of side
+ * 2 * aoi_radius around (px, py) at or after tick since. Then a full AOI
+ * pass of a client whose last pass (at since) left nothing out would find
+ * no leave, enter or delta. */
+static bool area_quiet(const sim_shard *s, float px, float py, uint32_t since)
+{
+    const float r = (float)s->cfg->aoi_radius;
+    uint32_t x0 = chg_col(s, px - r), x1 = chg_col(s, px + r);
+    uint32_t y0 = chg_row(s, py - r), y1 = chg_row(s, py + r);
+    for (uint32_t y = y0; y <= y1; y++)
+        for (uint32_t x = x0; x <= x1; x++)
+            if ((int32_t)(s->chg_tick[(size_t)y * s->chg_nx + x] - since) >= 0)
+                return false;
+    return true;
+}
+
+/* Quantized published position of slot sl; false if never published. */
+static inline bool pub_q(const sim_shard *s, uint32_t sl, int32_t *qx, int32_t *qy)
+{
+    if (isnan(s->pub_x[sl]))
+        return false;
+    *qx = quant(s->pub_x[sl]);
+    *qy = quant(s->pub_y[sl]);
+    return true;
+}
+
+/* Appends the client's frame (its reliable records, then the STATE in
+ * s->scratch) to its gateway's FRAMES message. */
+static void frame_out(sim_shard *s, sim_client *c)
+{
+    core_buf *f = frames_for(s, c->gw_id);
+    core_buf *b = &s->scratch;
+    c->sent_seq = c->last_seq;
+    s->stats.states_sent++;
+    uint8_t flags = c->reliable.len ? PROTO_FRAME_RELIABLE : 0;
+    size_t len_at =
+        proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);
+    core_buf_append(f, c->reliable.data, c->reliable.len);
+    core_buf_free(&c->reliable); /* rare (WELCOME, ERROR, items): no capacity kept */
+    proto_record_begin(f, PROTO_S_STATE, b->len);
+    core_buf_append(f, b->data, b->len);
+    proto_bus_frames_item_end(f, len_at);
+}
+
+static inline bool keepalive_due(const sim_shard *s, uint32_t ci)
+{
+    uint32_t hz = (uint32_t)s->cfg->tick_hz;
+    return s->tick % hz == ci % hz;
+}
+
+/* A client whose area is quiet: no AOI pass, only what it is owed (an
+ * ack, records, the keepalive) in a STATE with no leave, enter or delta,
+ * which is what the pass would have found. */
+static void quiet_client(sim_shard *s, uint32_t ci)
+{
+    sim_client *c = &s->clients[ci];
+    core_buf *b = &s->scratch;
+    s->stats.aoi_quiet++;
+    (void)frames_for(s, c->gw_id); /* the gateway hears from us every tick */
+    if (c->reliable.len == 0 && c->last_seq == c->sent_seq && !keepalive_due(s, ci)) {
+        s->stats.states_skipped++;
+        return;
+    }
+    core_buf_reset(b);
+    core_buf_u32(b, s->tick);
+    core_buf_u32(b, c->last_seq);
+    core_buf_u8(b, 0);
+    core_buf_u8(b, (uint8_t)s->index);
+    core_buf_varint(b, 0); /* leaves */
+    core_buf_varint(b, 0); /* enters */
+    core_buf_varint(b, 0); /* update bits */
+    frame_out(s, c);
 }
 
 void sim_aoi_client(sim_shard *s, uint32_t ci)
@@ -119,6 +284,12 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     sim_client *c = &s->clients[ci];
     const uint32_t self = c->slot;
     const float px = s->x[self], py = s->y[self];
+    if (c->aoi_tick && !c->reset && !c->is_view_stale && !c->is_view_partial &&
+        area_quiet(s, px, py, c->aoi_tick)) {
+        quiet_client(s, ci);
+        return;
+    }
+    c->aoi_tick = s->tick;
     const size_t max = (size_t)s->cfg->aoi_max_entities;
     const float r = (float)s->cfg->aoi_radius;
 
@@ -162,6 +333,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     core_buf_u32(b, c->last_seq);
     core_buf_u8(b, c->reset ? PROTO_STATE_RESET : 0);
     core_buf_u8(b, (uint8_t)s->index);
+    const bool was_reset = c->reset;
     if (c->reset) {
         sim_aoi_clear_client(s, c);
         c->reset = false;
@@ -207,17 +379,16 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         uint32_t e = enters[i].slot;
         uint8_t label[PROTO_NAME_MAX];
         size_t nl = sim_entity_label(s, e, label);
-        while (free_k < max && c->known_id[free_k])
+        while (free_k < c->slot_hi && c->known_id[free_k])
             free_k++;
         if (free_k >= max)
             break;
+        sim_client_view_reserve(s, c, free_k);
         size_t cost = core_varint_len(free_k) + 4 + 1 + 8 + 1 + nl;
         if (used + cost > budget && e != self)
             break;
         used += cost;
         c->known_id[free_k] = s->id[e];
-        c->known_x[free_k] = quant(s->x[e]);
-        c->known_y[free_k] = quant(s->y[e]);
         c->n_known++;
         view_sl[free_k] = SIM_NONE; /* no delta this tick */
         enter_slots[n_enter++] = free_k;
@@ -225,6 +396,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
             c->slot_hi = (uint16_t)(free_k + 1);
         free_k++;
     }
+    c->is_view_partial = n_enter < n_new; /* more to enter next tick, news or not */
     core_buf_varint(b, n_enter);
     for (size_t i = 0; i < n_enter; i++) {
         uint16_t k = enter_slots[i];
@@ -234,19 +406,24 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         core_buf_varint(b, k);
         core_buf_u32(b, s->id[e]);
         core_buf_u8(b, s->kind[e]);
-        core_buf_i32(b, c->known_x[k]);
-        core_buf_i32(b, c->known_y[k]);
+        core_buf_i32(b, quant(s->x[e]));
+        core_buf_i32(b, quant(s->y[e]));
         core_buf_u8(b, (uint8_t)nl);
         core_buf_append(b, label, nl);
     }
 
-    /* 5. deltas for known entities whose quantized position changed */
+    /* 5. deltas for known entities whose quantized position changed since
+     * the last tick (pub_x/pub_y: what every watcher was sent); after a
+     * handoff, every position whole */
+    const bool stale = c->is_view_stale;
+    c->is_view_stale = false;
     uint16_t hi = 0;
     for (uint16_t k = 0; k < c->slot_hi; k++) {
         uint32_t sl = view_sl[k];
         if (sl == SIM_NONE || !c->known_id[k])
             continue;
-        if (quant(s->x[sl]) != c->known_x[k] || quant(s->y[sl]) != c->known_y[k])
+        int32_t ox, oy;
+        if (stale || !pub_q(s, sl, &ox, &oy) || quant(s->x[sl]) != ox || quant(s->y[sl]) != oy)
             hi = (uint16_t)(k + 1);
     }
     core_buf_varint(b, hi);
@@ -258,13 +435,14 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         uint32_t sl = view_sl[k];
         if (sl == SIM_NONE || !c->known_id[k])
             continue;
-        int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]);
-        /* 64-bit: known positions may come from a handoff and be far off */
-        int64_t dx = (int64_t)qx - c->known_x[k], dy = (int64_t)qy - c->known_y[k];
-        if (dx == 0 && dy == 0)
+        int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]), ox, oy;
+        bool is_rel = !stale && pub_q(s, sl, &ox, &oy); /* else the absolute position */
+        /* 64-bit: positions may be far apart */
+        int64_t dx = is_rel ? (int64_t)qx - ox : 0, dy = is_rel ? (int64_t)qy - oy : 0;
+        if (is_rel && dx == 0 && dy == 0)
             continue;
         b->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));
-        if (dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
+        if (is_rel && dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
             core_buf_u8(b, (uint8_t)(int8_t)dx);
             core_buf_u8(b, (uint8_t)(int8_t)dy);
         } else {
@@ -272,18 +450,18 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
             core_buf_i32(b, qx);
             core_buf_i32(b, qy);
         }
-        c->known_x[k] = qx;
-        c->known_y[k] = qy;
     }
 
-    /* 6. one frame: reliable records first, then STATE */
-    core_buf *f = frames_for(s, c->gw_id);
-    uint8_t flags = c->reliable.len ? PROTO_FRAME_RELIABLE : 0;
-    size_t len_at =
-        proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);
-    core_buf_append(f, c->reliable.data, c->reliable.len);
-    core_buf_reset(&c->reliable);
-    proto_record_begin(f, PROTO_S_STATE, b->len);
-    core_buf_append(f, b->data, b->len);
-    proto_bus_frames_item_end(f, len_at);
+    /* 6. one frame: reliable records first, then STATE. A STATE with
+     * nothing to tell is skipped, but for one keepalive a second (ticks
+     * spread over the clients by index), so an idle client still sees the
+     * tick and its ack; the gateway still gets this tick's FRAMES. */
+    (void)frames_for(s, c->gw_id);
+    bool is_empty = n_leave == 0 && n_enter == 0 && hi == 0 && c->reliable.len == 0 && !was_reset &&
+                    c->last_seq == c->sent_seq;
+    if (is_empty && !keepalive_due(s, ci)) {
+        s->stats.states_skipped++;
+        return;
+    }
+    frame_out(s, c);
 }

@@ -17,7 +17,7 @@
  *           u8 name_len, name, u8 has_client, [CLIENT]
  *   CLIENT  u32 session, u16 gw, u32 account, u32 last_seq, u32 next_gseq,
  *           u8 n_pending, n x (u32 gseq, u32 seq, f32 dx, f32 dy),
- *           u16 n_known, n x (u16 view slot, u32 id, i32 x_q, i32 y_q),
+ *           u16 n_known, n x (u16 view slot, u32 id),
  *           u8 detached, u32 detach_tick,
  *           ITEMS (inventory, chat bucket, held records: sim_items.c)
  *   GHOSTS  u16 type, u32 tick, u16 src, u32 count,
@@ -100,8 +100,6 @@ static void write_entity(sim_shard *s, core_buf *b, uint32_t e)
             continue;
         core_buf_u16(b, k);
         core_buf_u32(b, c->known_id[k]);
-        core_buf_i32(b, c->known_x[k]);
-        core_buf_i32(b, c->known_y[k]);
     }
     core_buf_u8(b, c->detached);
     core_buf_u32(b, c->detach_tick);
@@ -175,26 +173,32 @@ static int read_client(sim_shard *s, core_rd *r, uint32_t slot)
     c->account_id = account;
     c->last_seq = last_seq;
     c->next_gseq = next_gseq;
-    c->n_pending = n_pending;
     c->slot = slot;
     c->welcomed = true;
     c->err_refill_tick = s->tick;
+    c->sent_seq = last_seq;
     for (uint32_t i = 0; i < n_pending; i++) {
-        c->pending[i].gseq = core_rd_u32(r);
-        c->pending[i].seq = core_rd_u32(r);
-        c->pending[i].dir_x = core_rd_f32(r);
-        c->pending[i].dir_y = core_rd_f32(r);
+        sim_client_pending_reserve(c);
+        sim_pending *p = &c->pending[c->n_pending++];
+        p->gseq = core_rd_u32(r);
+        p->seq = core_rd_u32(r);
+        p->dir_x = core_rd_f32(r);
+        p->dir_y = core_rd_f32(r);
+        p->rec_kind = 0;
     }
+    /* Our copies of these entities may stand elsewhere than the sender's
+     * did: the first STATE from here sends every position whole. */
+    c->is_view_stale = true;
     uint16_t n_known = core_rd_u16(r);
     for (uint16_t i = 0; i < n_known && core_rd_ok(r); i++) {
         uint16_t k = core_rd_u16(r);
         uint32_t id = core_rd_u32(r);
-        int32_t qx = core_rd_i32(r), qy = core_rd_i32(r);
-        if (k >= s->cfg->aoi_max_entities || !id || c->known_id[k])
+        if (k >= s->cfg->aoi_max_entities || !id)
+            continue;
+        sim_client_view_reserve(s, c, k);
+        if (c->known_id[k])
             continue;
         c->known_id[k] = id;
-        c->known_x[k] = qx;
-        c->known_y[k] = qy;
         c->n_known++;
         if (k >= c->slot_hi)
             c->slot_hi = (uint16_t)(k + 1);

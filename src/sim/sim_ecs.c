@@ -28,6 +28,8 @@ static void grow_slots(sim_shard *s)
     GROW(s->ghost_src, ncap);
     GROW(s->ghost_stamp, ncap);
     GROW(s->client, ncap);
+    GROW(s->pub_x, ncap);
+    GROW(s->pub_y, ncap);
     GROW(s->wander_tick, ncap);
     GROW(s->name, ncap);
     GROW(s->item, ncap);
@@ -61,6 +63,7 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->ghost_src[slot] = 0;
     s->ghost_stamp[slot] = 0;
     s->client[slot] = SIM_NONE;
+    s->pub_x[slot] = s->pub_y[slot] = NAN; /* not published: news to every watcher */
     s->wander_tick[slot] = 0;
     s->name[slot][0] = 0;
     s->item[slot] = (sim_item){.qty = 1, .kind = 1}; /* a valid descriptor until set */
@@ -73,6 +76,7 @@ void sim_slot_release(sim_shard *s, uint32_t slot)
         sim_log_release(s, slot); /* before its id and flags go */
     if (s->id[slot])
         core_idmap_del(&s->ids, s->id[slot]);
+    sim_aoi_mark_gone(s, slot);
     sim_entity_unplace(s, slot);
     s->flags[slot] = 0;
     s->id[slot] = 0;
@@ -129,6 +133,8 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     GATHER(s->ghost_src);
     GATHER(s->ghost_stamp);
     GATHER(s->client);
+    GATHER(s->pub_x);
+    GATHER(s->pub_y);
     GATHER(s->wander_tick);
     GATHER(s->name);
     GATHER(s->item);
@@ -136,7 +142,7 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
         s->flags[i] = 0;
     memset(s->stamp, 0, (size_t)s->cap * sizeof *s->stamp);
     memset(s->known_mark, 0, (size_t)s->cap * sizeof *s->known_mark);
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (c->session_id && c->slot < old_used)
             c->slot = newof[c->slot];
@@ -172,45 +178,79 @@ uint32_t sim_client_alloc(sim_shard *s)
     if (s->n_free_clients > 0) {
         ci = s->free_clients[--s->n_free_clients];
     } else {
-        if (s->n_clients_cap == UINT32_MAX / 2)
-            core_die("too many clients");
-        uint32_t ocap = s->n_clients_cap, ncap = ocap ? ocap * 2 : 64;
-        GROW(s->clients, ncap);
-        GROW(s->free_clients, ncap);
-        memset(s->clients + ocap, 0, (ncap - ocap) * sizeof *s->clients);
-        /* hand out low indexes first */
-        for (uint32_t i = ncap; i > ocap; i--)
-            s->free_clients[s->n_free_clients++] = i - 1;
-        s->n_clients_cap = ncap;
-        ci = s->free_clients[--s->n_free_clients];
+        if (s->n_clients_used == s->clients_cap) {
+            if (s->clients_cap >= UINT32_MAX / 2)
+                core_die("too many clients");
+            /* Records past n_clients_used stay untouched (no memset), so
+             * the doubling's slack costs address space, not memory. */
+            uint32_t ncap = s->clients_cap ? s->clients_cap * 2 : 64;
+            GROW(s->clients, ncap);
+            GROW(s->free_clients, ncap);
+            s->clients_cap = ncap;
+        }
+        ci = s->n_clients_used++;
+        memset(&s->clients[ci], 0, sizeof s->clients[ci]);
     }
     sim_client *c = &s->clients[ci];
-    core_buf keep = c->reliable, keep_held = c->held;
+    /* a released record keeps its view table's memory for the next one
+     * (its other buffers were freed by sim_client_release) */
     uint32_t *kid = c->known_id;
-    int32_t *kx = c->known_x, *ky = c->known_y;
+    uint16_t kcap = c->known_cap;
     memset(c, 0, sizeof *c);
-    c->reliable = keep;
-    core_buf_reset(&c->reliable);
-    c->held = keep_held;
-    core_buf_reset(&c->held);
-    size_t n = (size_t)s->cfg->aoi_max_entities;
-    if (!kid) {
-        kid = calloc(n, sizeof *kid);
-        kx = calloc(n, sizeof *kx);
-        ky = calloc(n, sizeof *ky);
-        if (!kid || !kx || !ky)
-            core_die("out of memory");
-    } else {
-        memset(kid, 0, n * sizeof *kid);
-    }
+    if (kid)
+        memset(kid, 0, (size_t)kcap * sizeof *kid);
     c->known_id = kid;
-    c->known_x = kx;
-    c->known_y = ky;
+    c->known_cap = kcap;
     c->next_gseq = 1;
     c->err_tokens = SIM_ERRORS_PER_S;
     c->saved_x = c->saved_y = NAN;
     s->n_clients++;
     return ci;
+}
+
+void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
+{
+    if (k < c->known_cap)
+        return;
+    /* Start small and grow by half (doubling below 32): a crowd of 40
+     * costs a table of 48, not of aoi_max_entities. */
+    uint32_t max = (uint32_t)s->cfg->aoi_max_entities, cap = c->known_cap;
+    while (cap <= k)
+        cap = cap < 8 ? 8 : cap < 32 ? cap * 2 : cap + cap / 2;
+    if (cap > max)
+        cap = max;
+    if (k >= cap || cap > UINT16_MAX)
+        core_die("view slot %u beyond aoi_max_entities %u", k, max);
+    uint32_t *p = realloc(c->known_id, cap * sizeof *p);
+    if (!p)
+        core_die("out of memory");
+    memset(p + c->known_cap, 0, (cap - c->known_cap) * sizeof *p);
+    c->known_id = p;
+    c->known_cap = (uint16_t)cap;
+}
+
+void sim_client_pending_reserve(sim_client *c)
+{
+    if (c->n_pending < c->pending_cap)
+        return;
+    uint32_t cap = c->pending_cap ? c->pending_cap * 2u : 4u;
+    if (cap > SIM_PENDING_MAX)
+        cap = SIM_PENDING_MAX;
+    if (c->n_pending >= cap)
+        core_die("more than %d pending inputs", SIM_PENDING_MAX);
+    sim_pending *p = realloc(c->pending, cap * sizeof *p);
+    if (!p)
+        core_die("out of memory");
+    c->pending = p;
+    c->pending_cap = (uint8_t)cap;
+}
+
+void sim_client_pending_clear(sim_client *c)
+{
+    free(c->pending);
+    c->pending = NULL;
+    c->n_pending = c->pending_cap = 0;
+    core_buf_free(&c->held);
 }
 
 void sim_client_release(sim_shard *s, uint32_t ci)
@@ -220,6 +260,10 @@ void sim_client_release(sim_shard *s, uint32_t ci)
         core_idmap_del(&s->sessions, c->session_id);
     c->session_id = 0;
     c->slot = SIM_NONE;
+    sim_client_pending_clear(c);
+    core_buf_free(&c->reliable);
+    free(c->inv);
+    c->inv = NULL;
     s->free_clients[s->n_free_clients++] = ci;
     s->n_clients--;
 }

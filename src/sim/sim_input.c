@@ -115,8 +115,8 @@ void sim_detach(sim_shard *s, const proto_leave *d)
     c->detach_tick = s->tick;
     /* it stands still while nobody steers it */
     s->dir_x[c->slot] = s->dir_y[c->slot] = 0.0f;
-    c->n_pending = 0;
-    core_buf_reset(&c->reliable);
+    sim_client_pending_clear(c);
+    core_buf_free(&c->reliable);
     core_log_ids ids = {.session = d->session_id, .entity = s->id[c->slot], .shard = s->index};
     core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", s->name[c->slot],
              s->cfg->resume_grace_s);
@@ -142,7 +142,7 @@ void sim_attach(sim_shard *s, const proto_attach *a)
     c->gw_id = a->join.gw_id;
     c->detached = false;
     c->next_gseq = 1; /* the new connection numbers its inputs afresh */
-    c->n_pending = 0;
+    sim_client_pending_clear(c);
     c->gap_ticks = 0;
     if (!a->keep_seq)
         c->last_seq = 0; /* a new client: its own sequence space */
@@ -186,7 +186,7 @@ void sim_resync(sim_shard *s, uint32_t session_id)
 void sim_detached_expire(sim_shard *s)
 {
     uint32_t grace = (uint32_t)s->cfg->resume_grace_s * (uint32_t)s->cfg->tick_hz;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (!c->session_id || !c->detached || s->tick - c->detach_tick < grace)
             continue;
@@ -284,8 +284,11 @@ static void drain_pending(sim_shard *s, uint32_t ci)
         c->next_gseq++;
         memmove(c->pending, c->pending + 1, --c->n_pending * sizeof *c->pending);
     }
-    if (!c->n_pending)
+    if (!c->n_pending) {
         c->gap_ticks = 0;
+        if (c->pending)
+            sim_client_pending_clear(c); /* a gap filled: give the memory back */
+    }
 }
 
 /* Holds a sequenced input until every earlier gseq has been applied. */
@@ -330,6 +333,7 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
         for (k = 0; k < c->n_pending && c->pending[k].gseq < cmd->gseq; k++) {
         }
     }
+    sim_client_pending_reserve(c);
     memmove(c->pending + k + 1, c->pending + k, (c->n_pending - k) * sizeof *c->pending);
     if (cmd->rec_kind)
         sim_records_hold(s, c, cmd);
@@ -353,6 +357,17 @@ void sim_inputs_apply(sim_shard *s)
                 apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
             continue;
         }
+        sim_client *c = &s->clients[cmd->client];
+        if (cmd->gseq == c->next_gseq && c->n_pending == 0) {
+            /* in order (the usual case): applied without being held */
+            if (cmd->rec_kind)
+                sim_records_apply_cmd(s, cmd);
+            else
+                apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
+            c->next_gseq++;
+            c->gap_ticks = 0;
+            continue;
+        }
         hold(s, cmd->client, cmd);
         drain_pending(s, cmd->client);
     }
@@ -360,7 +375,7 @@ void sim_inputs_apply(sim_shard *s)
     core_buf_reset(&s->rec_arena);
     /* gaps that persist are skipped so one lost message cannot freeze a
      * player; with the in-process bus this never happens */
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (!c->session_id || !c->n_pending)
             continue;

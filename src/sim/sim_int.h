@@ -20,8 +20,8 @@
 #define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
 #define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
-#define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
-#define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
+#define SIM_SORT_TICKS 100 /* slots re-sorted by place this often (5 s) ... */
+#define SIM_SORT_MIN 8192  /* ... on shards with at least this many slots */
 
 enum {
     SIM_F_ALIVE = 1,
@@ -51,39 +51,52 @@ typedef struct sim_inv_slot {
 
 enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 
+/* A connected player. Kept small: a shard holds one per idle connection,
+ * so everything a quiet client does not use is allocated on demand
+ * (pending inputs, the view table's growth, the reliable queue). */
 typedef struct sim_client {
     uint32_t session_id;
-    uint16_t gw_id;
     uint32_t account_id;
-    uint32_t slot;      /* the player's entity slot */
-    uint32_t last_seq;  /* highest applied client input seq (the ack) */
-    uint32_t next_gseq; /* next gateway sequence expected */
-    uint32_t gap_ticks; /* ticks a gseq gap has been waiting */
-    uint32_t n_pending; /* held inputs, sorted by gseq */
-    sim_pending pending[SIM_PENDING_MAX];
-    uint32_t inputs_this_tick;
-    int err_tokens; /* ERROR notices left this second */
+    uint32_t slot;             /* the player's entity slot */
+    uint32_t last_seq;         /* highest applied client input seq (the ack) */
+    uint32_t sent_seq;         /* last_seq as of the last STATE sent */
+    uint32_t next_gseq;        /* next gateway sequence expected */
+    uint32_t gap_ticks;        /* ticks a gseq gap has been waiting */
+    uint32_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick) */
+    int32_t err_tokens;        /* ERROR notices left this second */
     uint32_t err_refill_tick;
-    bool welcomed;          /* WELCOME has been sent */
-    float saved_x, saved_y; /* position last handed to the store (NaN: never) */
-    bool reset;             /* next STATE carries the RESET flag */
-    bool detached;          /* connection lost: no frames; dropped after the grace */
-    uint32_t detach_tick;   /* when it was detached */
-    core_buf reliable;      /* records to send in this tick's frame */
-    /* items and chat (sim_items.c, sim_chat.c) */
-    core_buf held;            /* held records: u32 gseq, u8 kind, u16 len, body */
-    uint8_t inv_state;        /* SIM_INV_*: pickups wait for LOADED */
+    uint32_t detach_tick;     /* when it was detached */
     uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
     uint32_t prev_session_id; /* before a resume: late outcomes still find us */
-    sim_inv_slot inv[PROTO_INV_SLOTS];
-    float chat_tokens;  /* chat lines allowed now (token bucket) */
-    uint32_t chat_tick; /* tick of the last refill */
-    /* area of interest: the slot table as the client has it */
-    uint16_t slot_hi; /* highest used view slot + 1 */
+    uint32_t chat_tick;       /* tick of the last refill */
+    float chat_tokens;        /* chat lines allowed now (token bucket) */
+    float saved_x, saved_y;   /* position last handed to the store (NaN: never) */
+    uint16_t gw_id;
+    /* area of interest: the slot table as the client has it. Entries are
+     * entity ids (0 = free view slot); the position the client has for
+     * each is the entity's pub_x/pub_y (see sim_shard), so the table
+     * holds no positions. known_cap grows on demand up to
+     * aoi_max_entities. */
+    uint32_t aoi_tick; /* tick of the last full AOI pass (0: none yet) */
+    uint16_t slot_hi;  /* highest used view slot + 1 */
     uint16_t n_known;
-    uint32_t *known_id; /* [aoi_max_entities], 0 = free view slot */
-    int32_t *known_x;   /* last position sent, 1/16 units */
-    int32_t *known_y;
+    uint16_t known_cap;   /* entries known_id can hold */
+    uint8_t n_pending;    /* held inputs, sorted by gseq */
+    uint8_t pending_cap;  /* entries pending can hold (0: not allocated) */
+    uint8_t inv_state;    /* SIM_INV_*: pickups wait for LOADED */
+    bool welcomed;        /* WELCOME has been sent */
+    bool reset;           /* next STATE carries the RESET flag */
+    bool detached;        /* connection lost: no frames; dropped after the grace */
+    bool is_view_stale;   /* positions of the view are unknown (after a handoff):
+                             the next STATE sends every known entity's absolutely */
+    bool is_view_partial; /* the last AOI pass left selected entities out (the
+                             enter budget): the next must run whatever changed */
+    sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
+    uint32_t *known_id;   /* [known_cap] */
+    core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
+    /* items and chat (sim_items.c, sim_chat.c) */
+    core_buf held;     /* held records: u32 gseq, u8 kind, u16 len, body */
+    sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
 } sim_client;
 
 typedef struct sim_cmd {
@@ -129,6 +142,11 @@ struct sim_shard {
     uint8_t *ghost_src;    /* ghosts: owning shard */
     uint32_t *ghost_stamp; /* ghosts: tick of the last update */
     uint32_t *client;      /* players: index into clients, else SIM_NONE */
+    /* The position at the last tick's STATEs (sim_aoi_publish); NaN for a
+     * slot that has not been through one yet. Its quantization is what
+     * every client that has the entity in view was last sent: deltas are
+     * taken against it, so a view table needs no positions of its own. */
+    float *pub_x, *pub_y;
     uint32_t *wander_tick; /* NPCs: tick of the next heading change */
     char (*name)[PROTO_NAME_MAX + 1];
     sim_item *item;        /* items: kind, quantity, store row, reservation */
@@ -137,6 +155,12 @@ struct sim_shard {
     uint32_t n_owned, n_ghosts;
 
     spatial_grid *aoi_grid; /* bucket aoi_radius / 2 */
+    /* Where the world changed: per square of side aoi_radius, the last
+     * tick something in it appeared, vanished or moved (sim_aoi.c). A
+     * client whose area saw no change since its last AOI pass is skipped. */
+    uint32_t *chg_tick;
+    uint32_t chg_nx, chg_ny;
+    float chg_inv; /* 1 / side of the squares (>= aoi_radius) */
     /* static obstacles bucketed on a coarse grid for collision */
     uint32_t obs_nx, obs_ny;
     float obs_bucket;
@@ -146,9 +170,10 @@ struct sim_shard {
     core_rng rng;
 
     /* clients */
-    sim_client *clients;
-    uint32_t n_clients_cap;
-    uint32_t *free_clients;
+    sim_client *clients;  /* clients_cap records; [0, n_clients_used) initialised */
+    uint32_t clients_cap; /* records allocated (pages past n_clients_used untouched) */
+    uint32_t n_clients_used;
+    uint32_t *free_clients; /* stack of released indexes, clients_cap entries */
     uint32_t n_free_clients;
     uint32_t n_clients;
     core_idmap sessions; /* session id -> client index */
@@ -172,7 +197,7 @@ struct sim_shard {
     uint32_t n_disp, disp_cap;
     struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
     uint32_t n_bodies, bodies_cap;
-    uint32_t sort_min, sort_every; /* sim_slots_sort: slots needed, period in ticks */
+    uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
     uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */
     uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
     size_t buckets_cap;
@@ -211,6 +236,8 @@ struct sim_shard {
     core_counter *m_handoffs_out, *m_handoffs_in;
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
+    core_counter *m_states_sent, *m_states_skipped; /* added once per tick */
+    core_counter *m_aoi_quiet;                      /* added once per tick */
     core_counter *m_inputs_applied;
     core_counter *m_store_refused;    /* player saves refused (store queue full) */
     core_counter *m_inputs_duplicate; /* gseq already applied: dropped */
@@ -250,6 +277,24 @@ int sim_obstacles_index(sim_shard *s);
 /* sim_aoi.c */
 void sim_aoi_client(sim_shard *s, uint32_t ci);
 void sim_aoi_clear_client(sim_shard *s, sim_client *c);
+/* Before the tick's AOI passes: marks where entities appeared or moved
+ * since the last publish. */
+void sim_aoi_mark_changes(sim_shard *s);
+/* True if the entity in slot moved or appeared since the last tick's
+ * STATEs, or something in its square did during the last tick (for work
+ * that only a move can make necessary). */
+bool sim_aoi_near_change(const sim_shard *s, uint32_t slot);
+/* A slot is released: marks where its entity was. */
+void sim_aoi_mark_gone(sim_shard *s, uint32_t slot);
+/* After every client's STATE of the tick: pub_x/pub_y of every entity
+ * become its current position. */
+void sim_aoi_publish(sim_shard *s);
+/* Makes room for view slot k (k < aoi_max_entities); new entries are 0. */
+void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k);
+/* Makes room for one more pending input (n_pending < SIM_PENDING_MAX). */
+void sim_client_pending_reserve(sim_client *c);
+/* Drops every pending input and held record, freeing their memory. */
+void sim_client_pending_clear(sim_client *c);
 
 /* sim_border.c */
 void sim_handoffs_send(sim_shard *s);

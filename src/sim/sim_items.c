@@ -225,13 +225,44 @@ static void on_items_loaded(sim_shard *s, core_rd *r)
 
 /* ---- inventories ---- */
 
+/* Slot i of c's inventory; a shared empty slot (read only) when c carries
+ * nothing (c->inv NULL: most players, most of the time). */
+static const sim_inv_slot *inv_peek(const sim_client *c, int i)
+{
+    static const sim_inv_slot empty;
+    return c->inv ? &c->inv[i] : &empty;
+}
+
+/* Slot i, allocating the inventory on first use. */
+static sim_inv_slot *inv_slot(sim_client *c, int i)
+{
+    if (!c->inv) {
+        c->inv = calloc(PROTO_INV_SLOTS, sizeof *c->inv);
+        if (!c->inv)
+            core_die("out of memory");
+    }
+    return &c->inv[i];
+}
+
+/* Frees an inventory with nothing in it and nothing reserved. */
+static void inv_trim(sim_client *c)
+{
+    if (!c->inv)
+        return;
+    for (int i = 0; i < PROTO_INV_SLOTS; i++)
+        if (c->inv[i].kind || c->inv[i].is_reserved)
+            return;
+    free(c->inv);
+    c->inv = NULL;
+}
+
 static void write_inventory(sim_client *c)
 {
     proto_inventory pi;
     memset(&pi, 0, sizeof pi);
     for (int i = 0; i < PROTO_INV_SLOTS; i++) {
-        pi.slots[i].item_kind = c->inv[i].kind;
-        pi.slots[i].quantity = c->inv[i].qty;
+        pi.slots[i].item_kind = inv_peek(c, i)->kind;
+        pi.slots[i].quantity = inv_peek(c, i)->qty;
     }
     proto_write_inventory(&c->reliable, &pi);
 }
@@ -260,7 +291,7 @@ static uint32_t client_of(const sim_shard *s, uint32_t session)
     uint32_t ci = core_idmap_get(&s->sessions, session);
     if (ci != CORE_IDMAP_NONE || !session)
         return ci;
-    for (uint32_t i = 0; i < s->n_clients_cap; i++) /* rare: only after a resume */
+    for (uint32_t i = 0; i < s->n_clients_used; i++) /* rare: only after a resume */
         if (s->clients[i].session_id && s->clients[i].prev_session_id == session)
             return i;
     return CORE_IDMAP_NONE;
@@ -292,7 +323,9 @@ static void on_inv_loaded(sim_shard *s, core_rd *r)
         return;
     }
     for (int i = 0; i < PROTO_INV_SLOTS; i++)
-        c->inv[i] = (sim_inv_slot){pi.slots[i].quantity, pi.slots[i].item_kind, false};
+        if (c->inv || pi.slots[i].item_kind)
+            *inv_slot(c, i) = (sim_inv_slot){pi.slots[i].quantity, pi.slots[i].item_kind, false};
+    inv_trim(c);
     c->inv_state = SIM_INV_LOADED;
     write_inventory(c);
 }
@@ -300,7 +333,7 @@ static void on_inv_loaded(sim_shard *s, core_rd *r)
 static void inventories_tick(sim_shard *s)
 {
     uint32_t hz = (uint32_t)s->cfg->tick_hz;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++) {
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (!c->session_id || c->inv_state == SIM_INV_LOADED ||
             (int32_t)(s->tick - c->inv_retry_tick) < 0)
@@ -347,13 +380,14 @@ static void apply_done(sim_shard *s, uint32_t session, const proto_result *res)
         return; /* a player who left: the store has it all */
     }
     sim_client *c = &s->clients[ci];
-    sim_inv_slot *slot = &c->inv[res->slot];
+    sim_inv_slot *slot = inv_slot(c, res->slot);
     slot->is_reserved = false;
     bool ok = res->code == PROTO_ERR_NONE;
     if (ok && res->action == PROTO_ACT_PICKUP)
         *slot = (sim_inv_slot){res->quantity, res->item_kind, false};
     else if (ok)
         *slot = (sim_inv_slot){0};
+    inv_trim(c);
     count_done(s, res);
     proto_write_result(&c->reliable, res);
     if (ok)
@@ -452,7 +486,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
 static int free_inv_slot(const sim_client *c)
 {
     for (int i = 0; i < PROTO_INV_SLOTS; i++)
-        if (!c->inv[i].kind && !c->inv[i].is_reserved)
+        if (!inv_peek(c, i)->kind && !inv_peek(c, i)->is_reserved)
             return i;
     return -1;
 }
@@ -489,7 +523,7 @@ void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p)
         refuse(s, ci, &res, PROTO_ERR_STORE_UNAVAILABLE, "no store to commit to");
         return;
     }
-    c->inv[slot].is_reserved = true;
+    inv_slot(c, slot)->is_reserved = true;
     proto_item_take t = {.tick = s->tick,
                          .requester = s->index,
                          .session_id = c->session_id,
@@ -522,7 +556,7 @@ void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d)
         refuse(s, ci, &res, PROTO_ERR_STORE_UNAVAILABLE, "inventory not loaded yet");
         return;
     }
-    sim_inv_slot *is = &c->inv[d->slot];
+    const sim_inv_slot *is = inv_peek(c, d->slot);
     if (!is->kind || is->is_reserved) {
         refuse(s, ci, &res, PROTO_ERR_BAD_SLOT,
                is->kind ? "that slot is busy" : "that slot is empty");
@@ -558,7 +592,7 @@ void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d)
     a->slot = d->slot;
     a->x = x;
     a->y = y;
-    is->is_reserved = true;
+    inv_slot(c, d->slot)->is_reserved = true;
 }
 
 /* ---- store completions (owner side) ---- */
@@ -626,8 +660,14 @@ void sim_items_tick(sim_shard *s)
                 on_completion(s, &done[i]);
         } while (n == COMPLETIONS_PER_POLL);
     }
+    /* Cells near players: a player that has not moved asked for its cells
+     * before, so only movers (and newcomers) ask every tick; everyone asks
+     * again once a second, for a cell whose load was refused (loader full).
+     * 19,500 idle players cost a tick no 9 x 19,500 cell lookups. */
+    uint32_t hz = (uint32_t)s->cfg->tick_hz;
     for (uint32_t e = 0; e < s->n_used; e++)
-        if ((s->flags[e] & SIM_F_ALIVE) && s->kind[e] == PROTO_KIND_PLAYER)
+        if ((s->flags[e] & SIM_F_ALIVE) && s->kind[e] == PROTO_KIND_PLAYER &&
+            ((s->tick + e) % hz == 0 || sim_aoi_near_change(s, e)))
             activate_near(s, s->x[e], s->y[e]);
     inventories_tick(s);
 }
@@ -647,9 +687,10 @@ void sim_items_write_client(sim_shard *s, core_buf *b, const sim_client *c)
     (void)s;
     core_buf_u8(b, c->inv_state);
     for (int i = 0; i < PROTO_INV_SLOTS; i++) {
-        core_buf_u8(b, c->inv[i].kind);
-        core_buf_u16(b, c->inv[i].qty);
-        core_buf_u8(b, c->inv[i].is_reserved);
+        const sim_inv_slot *is = inv_peek(c, i);
+        core_buf_u8(b, is->kind);
+        core_buf_u16(b, is->qty);
+        core_buf_u8(b, is->is_reserved);
     }
     core_buf_f32(b, c->chat_tokens);
     core_buf_u32(b, c->chat_tick);
@@ -686,10 +727,13 @@ int sim_items_read_client(sim_shard *s, core_rd *r, sim_client *c)
     /* a load in flight answers the old owner, which forwards it */
     c->inv_retry_tick = s->tick + INV_LOAD_TIMEOUT_S * (uint32_t)s->cfg->tick_hz;
     for (int i = 0; i < PROTO_INV_SLOTS; i++) {
-        c->inv[i].kind = core_rd_u8(r);
-        c->inv[i].qty = core_rd_u16(r);
-        c->inv[i].is_reserved = core_rd_u8(r) != 0;
+        sim_inv_slot v = {.kind = core_rd_u8(r)};
+        v.qty = core_rd_u16(r);
+        v.is_reserved = core_rd_u8(r) != 0;
+        if (c->inv || v.kind || v.is_reserved)
+            *inv_slot(c, i) = v;
     }
+    inv_trim(c);
     c->chat_tokens = core_rd_f32(r);
     if (!(c->chat_tokens <= 100.0f)) /* NaN too */
         c->chat_tokens = -1.0f;

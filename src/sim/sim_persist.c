@@ -41,7 +41,7 @@ void sim_persist_players(sim_shard *s)
 {
     if (!s->st)
         return;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id)
             sim_persist_client(s, &s->clients[ci]);
 }

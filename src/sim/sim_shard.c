@@ -2,8 +2,9 @@
  *   1. drain the inbox (ghosts, handoffs, joins, leaves, inputs)
  *   2. apply inputs in (entity id, gseq, seq) order
  *   3. NPC wandering, movement, collision, re-index
- *   4. area of interest and one frame per client, one FRAMES message per
- *      gateway
+ *   4. area of interest and a frame per client with news (or due a
+ *      keepalive), one FRAMES message per gateway with clients here, even
+ *      when it carries no frame (it tells the gateway the tick is done)
  *   5. handoffs of entities that left our cells, then ghosts to neighbours */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,20 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     s->sort_min = SIM_SORT_MIN;
     s->sort_every = SIM_SORT_TICKS;
     sim_obstacles_index(s);
+    /* squares of side aoi_radius, coarser in a huge world (at most 512
+     * across): any side >= aoi_radius works, a client's area touching at
+     * most 3 x 3 of them */
+    double chg_side = cfg->aoi_radius;
+    if (chg_side < (double)cells->world_w / 512.0)
+        chg_side = (double)cells->world_w / 512.0;
+    if (chg_side < (double)cells->world_h / 512.0)
+        chg_side = (double)cells->world_h / 512.0;
+    s->chg_inv = (float)(1.0 / chg_side);
+    s->chg_nx = (uint32_t)((float)cells->world_w * s->chg_inv) + 1;
+    s->chg_ny = (uint32_t)((float)cells->world_h * s->chg_inv) + 1;
+    s->chg_tick = calloc((size_t)s->chg_nx * s->chg_ny, sizeof *s->chg_tick);
+    if (!s->chg_tick)
+        core_die("out of memory");
 
     char labels[32];
     snprintf(labels, sizeof labels, "shard=\"%u\"", index);
@@ -59,6 +74,14 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
                                             "Entities adopted from another shard", labels);
     s->m_aoi_capped = core_metrics_counter(
         m, "tessera_aoi_capped_total", "Client-ticks whose interest set hit the budget", labels);
+    s->m_states_sent = core_metrics_counter(m, "tessera_states_sent_total",
+                                            "STATE records sent to clients", labels);
+    s->m_states_skipped =
+        core_metrics_counter(m, "tessera_states_skipped_total",
+                             "Client-ticks with nothing to tell: no STATE sent", labels);
+    s->m_aoi_quiet = core_metrics_counter(
+        m, "tessera_aoi_quiet_total",
+        "Client-ticks whose area of interest saw no change: no AOI pass", labels);
     s->m_inputs_applied =
         core_metrics_counter(m, "tessera_inputs_applied_total", "Inputs applied by shards", NULL);
     s->m_store_refused = core_metrics_counter(
@@ -96,6 +119,9 @@ void sim_shard_destroy(sim_shard *s)
     free(s->ghost_src);
     free(s->ghost_stamp);
     free(s->client);
+    free(s->pub_x);
+    free(s->pub_y);
+    free(s->chg_tick);
     free(s->wander_tick);
     free(s->name);
     free(s->item);
@@ -116,12 +142,12 @@ void sim_shard_destroy(sim_shard *s)
     spatial_grid_destroy(s->aoi_grid);
     free(s->obs_start);
     free(s->obs_list);
-    for (uint32_t i = 0; i < s->n_clients_cap; i++) {
+    for (uint32_t i = 0; i < s->n_clients_used; i++) {
         core_buf_free(&s->clients[i].reliable);
         core_buf_free(&s->clients[i].held);
         free(s->clients[i].known_id);
-        free(s->clients[i].known_x);
-        free(s->clients[i].known_y);
+        free(s->clients[i].pending);
+        free(s->clients[i].inv);
     }
     free(s->clients);
     free(s->free_clients);
@@ -283,7 +309,7 @@ static void send_frames(sim_shard *s)
         if (bus_send(s->bus, BUS_EP_GW(g), f->data, f->len) != BUS_OK)
             core_log(CORE_LOG_WARN, "sim", NULL, "shard %u: frames to gateway %d dropped", s->index,
                      g);
-        core_buf_reset(f);
+        core_buf_reset_trim(f, 256u << 10); /* a burst of joins or RESETs is not kept */
     }
 }
 
@@ -297,7 +323,7 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
 {
     uint64_t t0 = core_now_ns();
     s->tick = tick;
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         s->clients[ci].inputs_this_tick = 0;
 
     drain_inbox(s);
@@ -308,9 +334,16 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_npc_wander(s);
     sim_move(s);
 
-    for (uint32_t ci = 0; ci < s->n_clients_cap; ci++)
+    uint64_t sent0 = s->stats.states_sent, skipped0 = s->stats.states_skipped;
+    uint64_t quiet0 = s->stats.aoi_quiet;
+    sim_aoi_mark_changes(s);
+    for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
         if (s->clients[ci].session_id && !s->clients[ci].detached)
             sim_aoi_client(s, ci);
+    sim_aoi_publish(s);
+    core_counter_add(s->m_states_sent, s->stats.states_sent - sent0);
+    core_counter_add(s->m_states_skipped, s->stats.states_skipped - skipped0);
+    core_counter_add(s->m_aoi_quiet, s->stats.aoi_quiet - quiet0);
     send_frames(s);
 
     sim_persist_players(s);

@@ -281,6 +281,8 @@ size_t store_completions_poll(store *s, uint32_t cq, store_completion *out, size
     if (k) {
         x->head = (x->head + k) % x->cap;
         x->n -= k;
+        if (x->n == 0)
+            x->head = 0; /* touch no more of the ring than is ever in use */
         q->outstanding -= k;
         core_gauge_set(s->met.queue_depth, (double)q->outstanding);
     }
@@ -593,6 +595,10 @@ static void *store_thread(void *arg)
                 q->ring_head = (q->ring_head + 1) % cap;
                 q->ring_n--;
             }
+            /* an empty ring starts over at its first slot: only as many
+             * slots as are ever queued at once get touched (resident) */
+            if (q->ring_n == 0)
+                q->ring_head = 0;
             uint64_t now = core_now_ns();
             stop = q->is_stopping;
             want_flush = q->flush_asked != q->flush_done || now >= next_flush;

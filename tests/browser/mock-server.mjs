@@ -1,8 +1,8 @@
 /* mock-server.mjs - a tiny stand-in for `tessera serve`, for working on
  * the web client without the C server: serves web/, /healthz, /api/login
- * (any valid name/password), and /ws with WELCOME and one STATE per tick
- * for a toy world (NPCs wander, players move by INPUT, AOI radius 100,
- * two shards split at x = world_w / 2). Written from docs/protocol.md.
+ * (any valid name/password), and /ws with WELCOME and STATEs (each tick
+ * with news, else one a second) for a toy world (NPCs wander, players move
+ * by INPUT, AOI radius 100, two shards split at x = world_w / 2). Written from docs/protocol.md.
  * Not a conformance reference: the real server is.
  *
  *   node tests/browser/mock-server.mjs [--port 8080] [--npcs 200] [--web-root DIR]
@@ -110,7 +110,7 @@ function upgrade(req, sock) {
   let x, y;
   do { x = WORLD / 2 - 200 + rnd() * 400; y = WORLD / 2 - 200 + rnd() * 400; } while (blocked(x, y));
   entities.set(id, { id, kind: 0, x, y, hx: 0, hy: 0, name });
-  const s = { sock, entityId: id, buf: Buffer.alloc(0), out: [], errors: [], ack: 0, welcomed: true,
+  const s = { sock, entityId: id, buf: Buffer.alloc(0), out: [], errors: [], ack: 0, sentAck: 0, welcomed: true,
     slots: new Array(1024).fill(null), sent: new Map(), reset: true };
   sessions.add(s);
   sock.write(frame(2, W.record(0x81, W.welcomeBody({
@@ -161,7 +161,14 @@ function step() {
     }
     const recs = s.errors.splice(0, 4).map(([c, r]) => W.record(0x84, W.errorBody(c, r)));
     s.errors.length = 0;
-    recs.push(...s.out.splice(0), W.record(0x82, W.stateBody(st)));
+    recs.push(...s.out.splice(0));
+    // Like the server: a STATE with nothing to tell is skipped, but for a
+    // keepalive once a second.
+    const news = recs.length || st.flags || st.leaves.length || st.enters.length ||
+      st.deltas.size || s.ack !== s.sentAck;
+    if (!news && tick % HZ !== s.entityId % HZ) continue;
+    s.sentAck = s.ack;
+    recs.push(W.record(0x82, W.stateBody(st)));
     s.sock.write(frame(2, W.concat(...recs)));
   }
 }

@@ -59,6 +59,9 @@ static void test_emfile_pauses_and_recovers(void **state)
     ts_game g;
     ts_game_init(&g);
     assert_int_equal(ts_game_join(srv.port, name, &ws, &g, 5000), 0);
+    /* it walks, so it is due a STATE every tick (idle, one a second) */
+    assert_int_equal(ts_game_walk(&ws, &g, 1), 0);
+    assert_int_equal(ts_game_wait_ack(&ws, &g, 1, 2000), 0);
 
     int socks[N_SOCKS];
     for (int i = 0; i < N_SOCKS; i++)

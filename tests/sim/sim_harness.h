@@ -30,6 +30,7 @@ typedef struct h_sess {
     uint32_t self_leaves; /* times the client's own entity left its view */
     uint32_t n_errors;
     uint16_t last_error;
+    bool is_gone; /* h_leave sent */
 } h_sess;
 
 typedef struct harness {
@@ -46,6 +47,7 @@ typedef struct harness {
     /* shards re-sort their slots every sort_every ticks (0: never); on by
      * default so every sim test also runs across renumberings */
     uint32_t sort_every;
+    uint32_t n_frames_msgs; /* FRAMES messages received (one per shard per tick) */
     /* Optional: called for every record of every frame (after the
      * harness's own handling of WELCOME, STATE and ERROR). */
     void (*on_record)(struct harness *h, h_sess *s, uint8_t kind, const uint8_t *body, size_t len);
@@ -118,6 +120,18 @@ static inline h_sess *h_join(harness *h, const char *name, float x, float y)
     return s;
 }
 
+/* The session ends (a LEAVE to the shard that owns it). */
+static inline void h_leave(harness *h, h_sess *s)
+{
+    core_buf b;
+    core_buf_init(&b);
+    proto_leave l = {s->session_id, s->entity_id};
+    proto_bus_leave_write(&b, &l);
+    bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
+    core_buf_free(&b);
+    s->is_gone = true;
+}
+
 /* Sends one input as the gateway would, to shard `to` (use s->route). */
 static inline void h_input_to(harness *h, h_sess *s, int to, float dx, float dy)
 {
@@ -166,6 +180,7 @@ static inline int h_drain_gw(harness *h)
         uint16_t shard;
         if (proto_bus_frames_header(&r, &tick, &shard, &count) != 0)
             return -1;
+        h->n_frames_msgs++;
         for (uint32_t i = 0; i < count; i++) {
             proto_frame f;
             if (proto_bus_frame_read(&r, &f) != 0)

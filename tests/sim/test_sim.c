@@ -1,7 +1,9 @@
 /* test_sim.c - shards in-process over the real bus: determinism,
  * authoritative movement, input validation, area of interest against a
- * brute-force distance check, the interest budget, and handoff across a
- * shard border with no input lost or applied twice. */
+ * brute-force distance check (and exact positions), the interest budget,
+ * handoff across a shard border with no input lost or applied twice, and
+ * STATEs only when there is news (a keepalive once a second). */
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -141,8 +143,8 @@ static long check_aoi(harness *h, float tol)
         for (size_t k = 0; k < n; k++)
             if (all[k].id == s->entity_id)
                 self = &all[k];
-        if (!self)
-            continue; /* in transit between shards this instant */
+        if (!self || s->is_gone)
+            continue; /* in transit between shards this instant, or left */
         for (size_t k = 0; k < n; k++) {
             float dx = all[k].x - self->x, dy = all[k].y - self->y;
             float d = sqrtf(dx * dx + dy * dy);
@@ -157,6 +159,38 @@ static long check_aoi(harness *h, float tol)
             } else if (d > r + tol) {
                 if (slot >= 0)
                     fail_msg("session %d sees entity %u at distance %.2f", i, all[k].id, d);
+                checks++;
+            }
+        }
+    }
+    return checks;
+}
+
+/* A client's view holds exactly the quantized position of every entity
+ * its own shard owns: deltas are taken against what it was sent, never
+ * approximately. Ghosts (a neighbour's entities) lag and are skipped. */
+static long check_views_exact(harness *h)
+{
+    static sim_entity_info own[4096];
+    long checks = 0;
+    for (int sh = 0; sh < h->n_shards; sh++) {
+        size_t n = sim_shard_entities(h->shards[sh], own, 4096);
+        for (int i = 0; i < h->n_sess; i++) {
+            h_sess *s = &h->sess[i];
+            bool is_here = false;
+            for (size_t k = 0; k < n; k++)
+                is_here |= own[k].id == s->entity_id;
+            if (!is_here || s->route != sh)
+                continue;
+            for (size_t k = 0; k < n; k++) {
+                int slot = proto_view_find(&s->view, own[k].id);
+                if (slot < 0)
+                    continue;
+                int32_t qx = (int32_t)lrintf(own[k].x * 16.0f);
+                int32_t qy = (int32_t)lrintf(own[k].y * 16.0f);
+                if (s->view.slots[slot].x_q != qx || s->view.slots[slot].y_q != qy)
+                    fail_msg("session %d has entity %u at (%d, %d), it is at (%d, %d)", i,
+                             own[k].id, s->view.slots[slot].x_q, s->view.slots[slot].y_q, qx, qy);
                 checks++;
             }
         }
@@ -181,7 +215,7 @@ static void test_aoi_brute_force(void **state)
                       50.0f + core_rng_unit(&rng) * 924.0f);
     assert_int_equal(h_step(&h), 0);
     float tol = (float)h.cfg.player_speed / (float)h.cfg.tick_hz + 0.5f;
-    long checks = 0;
+    long checks = 0, exact = 0;
     for (int t = 0; t < 120; t++) {
         for (int i = 0; i < 40; i++) {
             if (t % 20 == 0) {
@@ -190,15 +224,18 @@ static void test_aoi_brute_force(void **state)
             }
         }
         assert_int_equal(h_step(&h), 0);
-        if (t >= 2)
+        if (t >= 2) {
             checks += check_aoi(&h, tol);
+            exact += check_views_exact(&h);
+        }
         for (int i = 0; i < 40; i++) {
-            assert_int_equal(p[i]->frames_this_tick, 1); /* one frame per client per tick */
+            assert_true(p[i]->frames_this_tick <= 1); /* at most one frame per client per tick */
             assert_int_equal(p[i]->self_leaves, 0);
         }
     }
-    print_message("aoi checks: %ld\n", checks);
+    print_message("aoi checks: %ld, exact positions: %ld\n", checks, exact);
     assert_true(checks > 100000);
+    assert_true(exact > 10000);
     h_free(&h);
 }
 
@@ -295,12 +332,190 @@ static void test_handoff(void **state)
     h_free(&h);
 }
 
+/* One shard: every view holds exactly the entities within the radius
+ * (the shard's float test), at their exact quantized positions. */
+static long check_views_complete(harness *h)
+{
+    static sim_entity_info all[4096];
+    size_t n = sim_shard_entities(h->shards[0], all, 4096);
+    float r2 = (float)(h->cfg.aoi_radius * h->cfg.aoi_radius);
+    long checks = 0;
+    for (int i = 0; i < h->n_sess; i++) {
+        h_sess *s = &h->sess[i];
+        const sim_entity_info *self = NULL;
+        for (size_t k = 0; k < n; k++)
+            if (all[k].id == s->entity_id)
+                self = &all[k];
+        if (s->is_gone || !self)
+            continue;
+        uint32_t want = 0;
+        for (size_t k = 0; k < n; k++) {
+            float dx = all[k].x - self->x, dy = all[k].y - self->y;
+            bool is_in = &all[k] == self || dx * dx + dy * dy <= r2;
+            int slot = proto_view_find(&s->view, all[k].id);
+            if (is_in != (slot >= 0))
+                fail_msg("tick %u: session %d %s entity %u at distance %.4f", h->tick, i,
+                         is_in ? "misses" : "still has", all[k].id, sqrtf(dx * dx + dy * dy));
+            if (!is_in)
+                continue;
+            want++;
+            int32_t qx = (int32_t)lrintf(all[k].x * 16.0f), qy = (int32_t)lrintf(all[k].y * 16.0f);
+            if (s->view.slots[slot].x_q != qx || s->view.slots[slot].y_q != qy)
+                fail_msg("tick %u: session %d has entity %u at (%d, %d), it is at (%d, %d)",
+                         h->tick, i, all[k].id, s->view.slots[slot].x_q, s->view.slots[slot].y_q,
+                         qx, qy);
+            checks++;
+        }
+        uint32_t have = 0;
+        for (uint32_t k = 0; k < s->view.n_slots; k++)
+            have += s->view.slots[k].entity_id != 0;
+        assert_int_equal(have, want);
+    }
+    return checks;
+}
+
+/* Skipping the AOI pass of clients in quiet areas changes nothing: NPCs
+ * wander through crowds of idle players, players start and stop walking,
+ * join and leave, and every view stays exactly right every tick. */
+static void run_quiet_areas(int n_shards)
+{
+    harness h;
+    h_init(&h, n_shards, 4, 11);
+    h.cfg.aoi_max_entities = 1024;
+    h.cfg.aoi_max_bytes = 65536;
+    h.cfg.entity_radius = 0.25;
+    h_start(&h);
+    core_rng rng;
+    core_rng_seed(&rng, 12);
+    float tol = (float)h.cfg.player_speed / (float)h.cfg.tick_hz + 0.5f;
+    h_sess *p[80];
+    bool walking[80] = {false};
+    int np = 0;
+    for (; np < 50; np++)
+        p[np] = h_join(&h, "q", 20.0f + core_rng_unit(&rng) * 984.0f,
+                       20.0f + core_rng_unit(&rng) * 984.0f);
+    long checks = 0;
+    for (int t = 0; t < 600; t++) {
+        if (t % 4 == 0) { /* a walker stops, or (less often) someone sets off */
+            int i = (int)core_rng_below(&rng, (uint32_t)np);
+            float a = core_rng_unit(&rng) * 6.283f;
+            bool go = !walking[i] && core_rng_below(&rng, 8) == 0;
+            if (!p[i]->is_gone && p[i]->entity_id && (walking[i] || go)) {
+                h_input(&h, p[i], go ? cosf(a) : 0.0f, go ? sinf(a) : 0.0f);
+                walking[i] = go;
+            }
+        }
+        if (t % 40 == 20 && np < 80)
+            p[np++] = h_join(&h, "late", 20.0f + core_rng_unit(&rng) * 984.0f,
+                             20.0f + core_rng_unit(&rng) * 984.0f);
+        if (t % 50 == 45) {
+            h_sess *s = p[core_rng_below(&rng, (uint32_t)np)];
+            if (!s->is_gone && s->entity_id)
+                h_leave(&h, s);
+        }
+        assert_int_equal(h_step(&h), 0);
+        /* with two shards, ghosts lag a tick (a newcomer next door too):
+         * within a tick of motion, exact for own entities only */
+        if (t >= 2 && n_shards == 1)
+            checks += check_views_complete(&h);
+        else if (t >= 2 && t % 40 != 20)
+            checks += check_aoi(&h, tol) + check_views_exact(&h);
+    }
+    sim_stats st = {0};
+    for (int i = 0; i < n_shards; i++) {
+        sim_stats one;
+        sim_shard_stats(h.shards[i], &one);
+        st.aoi_quiet += one.aoi_quiet;
+        st.states_sent += one.states_sent;
+        st.states_skipped += one.states_skipped;
+    }
+    print_message("%d shard(s): view checks %ld; AOI passes skipped %" PRIu64 " of %" PRIu64 "\n",
+                  n_shards, checks, st.aoi_quiet, st.states_sent + st.states_skipped);
+    assert_true(checks > 10000);
+    assert_true(st.aoi_quiet > (st.states_sent + st.states_skipped) / 4); /* it does skip */
+    h_free(&h);
+}
+
+static void test_quiet_areas_match_full_aoi(void **state)
+{
+    (void)state;
+    run_quiet_areas(1);
+    run_quiet_areas(2); /* across a shard border, with ghosts and handoffs */
+}
+
+/* A STATE goes out when there is news (a leave, enter or move in view, a
+ * record, a new ack); otherwise only a keepalive once a second. */
+static void test_idle_states(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, 1, 0, 1);
+    h_start(&h);
+    const uint32_t hz = (uint32_t)h.cfg.tick_hz;
+    h_sess *idle = h_join(&h, "idle", 200.0f, 200.0f);
+    h_sess *walker = h_join(&h, "walker", 700.0f, 200.0f); /* far out of each other's view */
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(idle->frames_this_tick, 1); /* WELCOME and the first STATE */
+    assert_int_equal(walker->frames_this_tick, 1);
+    h_input(&h, walker, 0.0f, 1.0f); /* walks +y: 150 units in the 3 s below */
+    uint32_t f_idle = idle->frames_total, f_walker = walker->frames_total;
+    uint32_t msgs = h.n_frames_msgs;
+    for (uint32_t t = 0; t < 3 * hz; t++) {
+        assert_int_equal(h_step(&h), 0);
+        assert_int_equal(walker->frames_this_tick, 1);
+        assert_true(idle->frames_this_tick <= 1);
+        /* the keepalive: never more than a second without a STATE */
+        assert_true(h.tick - idle->view.tick <= hz);
+    }
+    assert_int_equal(idle->frames_total - f_idle, 3);          /* one a second */
+    assert_int_equal(walker->frames_total - f_walker, 3 * hz); /* one a tick */
+    assert_int_equal(walker->view.ack_seq, walker->seq);
+    /* the gateway hears from the shard every tick, STATE or not */
+    assert_int_equal(h.n_frames_msgs - msgs, 3 * hz);
+
+    /* an input is acknowledged in the tick that applies it, even one that
+     * changes nothing (a zero heading) */
+    for (int k = 0; k < 3; k++) {
+        while ((h.tick + 1) % hz == 0) /* not a keepalive tick: the ack alone counts */
+            assert_int_equal(h_step(&h), 0);
+        h_input(&h, idle, 0.0f, 0.0f);
+        assert_int_equal(h_step(&h), 0);
+        assert_int_equal(idle->frames_this_tick, 1);
+        assert_int_equal(idle->view.ack_seq, idle->seq);
+        assert_int_equal(idle->view.tick, h.tick);
+    }
+
+    /* news: the walker turns towards the idle client and walks into its
+     * view; from then on the idle client gets every tick of it */
+    const proto_view_entity *w =
+        &walker->view.slots[proto_view_find(&walker->view, walker->entity_id)];
+    float dx = 200.0f - (float)w->x_q / 16.0f, dy = 200.0f - (float)w->y_q / 16.0f;
+    float d = sqrtf(dx * dx + dy * dy);
+    h_input(&h, walker, dx / d, dy / d);
+    uint32_t seen_at = 0;
+    for (uint32_t t = 0; t < 20 * hz && !seen_at; t++) {
+        assert_int_equal(h_step(&h), 0);
+        if (proto_view_find(&idle->view, walker->entity_id) >= 0)
+            seen_at = h.tick;
+    }
+    assert_true(seen_at != 0);
+    f_idle = idle->frames_total;
+    for (uint32_t t = 0; t < hz; t++)
+        assert_int_equal(h_step(&h), 0);
+    assert_int_equal(idle->frames_total - f_idle, hz);
+    sim_stats st;
+    sim_shard_stats(h.shards[0], &st);
+    assert_true(st.states_skipped > 0 && st.states_sent > 0);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_determinism),      cmocka_unit_test(test_authoritative_speed),
         cmocka_unit_test(test_input_validation), cmocka_unit_test(test_aoi_brute_force),
         cmocka_unit_test(test_aoi_budget),       cmocka_unit_test(test_handoff),
+        cmocka_unit_test(test_idle_states),      cmocka_unit_test(test_quiet_areas_match_full_aoi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

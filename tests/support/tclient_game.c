@@ -277,3 +277,13 @@ int ts_game_join(int port, const char *username, ts_ws *ws, ts_game *g, int time
     }
     return 0;
 }
+
+int ts_game_walk(ts_ws *ws, ts_game *g, uint32_t seq)
+{
+    int self = proto_view_find(&g->view, g->entity_id);
+    if (!g->has_welcome || self < 0)
+        return -1;
+    float x = (float)g->view.slots[self].x_q / (float)PROTO_POS_SCALE;
+    float dir = x < (float)g->welcome.world_w / 2.0f ? 1.0f : -1.0f;
+    return ts_send_input(ws, seq, dir, 0.0f);
+}
