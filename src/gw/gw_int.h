@@ -35,7 +35,8 @@
 #define GW_SLOT_MASK ((1u << GW_SLOT_BITS) - 1)
 #define GW_GEN_MAX ((1u << (32 - GW_SLOT_BITS)) - 1)
 
-#define GW_SWEEP_MS 250 /* timer period: heartbeats, deadlines */
+#define GW_SWEEP_MS 250   /* timer period: heartbeats, deadlines */
+#define GW_TRIM_SWEEPS 40 /* every 10 s: free heap pages go back to the system */
 #define GW_HTTP_IN_CAP (GW_HTTP_MAX_HEAD + GW_HTTP_MAX_BODY) /* HTTP input bound, bytes */
 #define GW_WS_FRAME_OVERHEAD 14      /* largest client frame header (8-byte length + mask) */
 #define GW_EXTRA_MAX_AGE_MS 100      /* gateway records wait at most this long (sweep fallback) */
@@ -142,7 +143,8 @@ struct gw {
     bool is_emfile;       /* paused by EMFILE/ENFILE: retry on the sweep */
     bool is_emfile_retry; /* the sweep is retrying after EMFILE: pause again quietly */
     bool is_stopping;
-    uint64_t now_ms; /* cached at the top of each round */
+    uint64_t now_ms;   /* cached at the top of each round */
+    uint32_t n_sweeps; /* timer rounds so far */
 
     gw_conn **slots; /* slot -> connection or NULL; n_slots entries */
     uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
