@@ -2,6 +2,7 @@
  *
  *   bench_sim [--entities N] [--players P] [--ticks T] [--world SIDE]
  *             [--shards S] [--radius R] [--store URL] [--snapshot-interval-s N]
+ *             [--hotspot H]
  *
  * Builds a world of SIDE x SIDE units with N wandering NPCs and P players
  * (joined through the bus like real sessions, walking in random headings),
@@ -10,7 +11,11 @@
  * With P = 0 it is the simulation core (M1: movement, re-index, collision);
  * with players it includes the area-of-interest diff and STATE encoding.
  * With --store (e.g. sqlite:/tmp/b/t.db) the shards also write the per-cell
- * tick log and snapshots through a started store, as serve does. */
+ * tick log and snapshots through a started store, as serve does.
+ * With --hotspot H the players start within H units of the world's centre
+ * and mill there as W3's bots do (an input every tick: a random heading
+ * for a second at a time, pulled towards the centre): the crowd's
+ * area-of-interest cost without the network. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +65,7 @@ int main(int argc, char **argv)
     double radius = 100;
     const char *store_url = NULL;
     int snapshot_s = 10;
+    double hotspot = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--entities"))
             entities = atoi(argv[i + 1]);
@@ -75,6 +81,8 @@ int main(int argc, char **argv)
             radius = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--store"))
             store_url = argv[i + 1];
+        else if (!strcmp(argv[i], "--hotspot"))
+            hotspot = atof(argv[i + 1]);
         else if (!strcmp(argv[i], "--snapshot-interval-s"))
             snapshot_s = atoi(argv[i + 1]);
         else {
@@ -124,12 +132,19 @@ int main(int argc, char **argv)
     core_rng_seed(&rng, 3);
     core_buf msg;
     core_buf_init(&msg);
+    const float centre = (float)world / 2;
     for (int p = 0; p < players; p++) {
         proto_join j = {.session_id = (1u << 20) | (uint32_t)(p + 1),
                         .gw_id = 0,
                         .account_id = (uint32_t)p + 1,
                         .x = core_rng_unit(&rng) * (float)world,
                         .y = core_rng_unit(&rng) * (float)world};
+        if (hotspot > 0) { /* uniform in the disk */
+            float a = core_rng_unit(&rng) * 6.2831853f;
+            float d = (float)hotspot * sqrtf(core_rng_unit(&rng));
+            j.x = centre + d * cosf(a);
+            j.y = centre + d * sinf(a);
+        }
         snprintf(j.name, sizeof j.name, "bot%d", p);
         core_buf_reset(&msg);
         proto_bus_join_write(&msg, &j);
@@ -138,7 +153,42 @@ int main(int argc, char **argv)
     uint64_t *dur = calloc((size_t)ticks * (size_t)shards, sizeof *dur);
     uint64_t *cpu = calloc((size_t)ticks * (size_t)shards, sizeof *cpu);
     uint64_t frame_bytes = 0, frames = 0;
+    float *head = calloc((size_t)players * 2 + 2, sizeof *head);
+    float *pos = calloc((size_t)players * 2 + 2, sizeof *pos);
+    sim_entity_info *info = calloc((size_t)(players + entities) + 1, sizeof *info);
     for (int t = 1; t <= ticks; t++) {
+        if (hotspot > 0 && shards == 1) { /* W3's milling: the inputs of this tick */
+            size_t ne = sim_shard_entities(sh[0], info, (size_t)(players + entities) + 1);
+            for (size_t k = 0; k < ne; k++)
+                if (info[k].session_id) {
+                    uint32_t p = (info[k].session_id & ((1u << 20) - 1)) - 1;
+                    pos[2 * p] = info[k].x;
+                    pos[2 * p + 1] = info[k].y;
+                }
+            core_buf_reset(&msg);
+            size_t at;
+            proto_bus_inputs_begin(&msg, &at);
+            for (int p = 0; p < players; p++) {
+                float *h = &head[2 * p];
+                float vx = centre - pos[2 * p], vy = centre - pos[2 * p + 1];
+                float d = sqrtf(vx * vx + vy * vy);
+                if (d > (float)hotspot) {
+                    h[0] = vx / d;
+                    h[1] = vy / d;
+                } else if ((t + p) % 20 == 1) {
+                    float a = core_rng_unit(&rng) * 6.2831853f;
+                    float rx = cosf(a) + vx / (float)hotspot, ry = sinf(a) + vy / (float)hotspot;
+                    float n = sqrtf(rx * rx + ry * ry);
+                    h[0] = n > 1.0f ? rx / n : rx;
+                    h[1] = n > 1.0f ? ry / n : ry;
+                }
+                proto_bus_input in = {.session_id = (1u << 20) | (uint32_t)(p + 1),
+                                      .gseq = (uint32_t)t,
+                                      .in = {.seq = (uint32_t)t, .dir_x = h[0], .dir_y = h[1]}};
+                proto_bus_inputs_add(&msg, at, &in);
+            }
+            bus_send(b, BUS_EP_SHARD(0), msg.data, msg.len);
+        }
         for (int i = 0; i < shards; i++) {
             uint64_t t0 = core_now_ns(), c0 = thread_cpu_ns();
             sim_shard_step(sh[i], (uint32_t)t);
@@ -169,6 +219,9 @@ int main(int argc, char **argv)
         sim_shard_destroy(sh[i]);
     free(dur);
     free(cpu);
+    free(head);
+    free(pos);
+    free(info);
     core_buf_free(&msg);
     bus_destroy(b);
     spatial_cellmap_free(&cells);

@@ -82,7 +82,7 @@ static const key_desc keys[] = {
     K_INT(snapshot_interval_s, "cell snapshot period (s); 0 disables snapshots and the tick log"),
     K_DBL(aoi_radius, "area-of-interest radius (units)"),
     K_INT(aoi_max_entities, "most entities one client is sent"),
-    K_INT(aoi_max_bytes, "state bytes per client per tick budget"),
+    K_INT(aoi_max_bytes, "bytes per client per tick: records + STATE + framing; enters beyond it wait"),
     K_INT(max_inputs_per_tick, "inputs per client per tick before rejection"),
     K_STR(log_level, "debug, info, warn or error"),
 };
@@ -165,7 +165,7 @@ void core_config_defaults(core_config *c)
     c->snapshot_interval_s = 10;
     c->aoi_radius = 100.0;
     c->aoi_max_entities = 128;
-    c->aoi_max_bytes = 512;
+    c->aoi_max_bytes = 384;
     c->max_inputs_per_tick = 4;
     snprintf(c->log_level, sizeof c->log_level, "info");
 }

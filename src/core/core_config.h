@@ -60,7 +60,7 @@ typedef struct core_config {
     /* area of interest */
     double aoi_radius;       /* units */
     int aoi_max_entities;    /* per client known-set cap */
-    int aoi_max_bytes;       /* per client state bytes per tick (enter budget) */
+    int aoi_max_bytes;       /* per client bytes per tick: the whole frame (enters wait) */
     int max_inputs_per_tick; /* more inputs than this in one tick are rejected */
     /* operations */
     char log_level[16]; /* debug|info|warn|error */

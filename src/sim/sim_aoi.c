@@ -37,27 +37,43 @@
 #include "core_log.h"
 #include "sim_int.h"
 
+/* Bytes around a STATE body on the wire, counted in the client's budget:
+ * the WebSocket frame header (4 at these sizes) and the record's kind and
+ * length (3). */
+#define FRAME_OVERHEAD 7
+
 static inline int32_t quant(float v)
 {
     return (int32_t)lrintf(v * (float)PROTO_POS_SCALE);
 }
 
-/* Orders candidates by distance, then entity id. */
-static inline bool closer(const sim_shard *s, uint32_t a, float da, uint32_t b, float db)
+/* A candidate's place in the order "nearest first, ties by entity id"
+ * as one integer: the bits of a non-negative float order as the float
+ * does, so comparing keys is comparing (distance squared, id). The
+ * client's own entity has key 0 and comes first (ids start at 1). */
+static inline uint64_t cand_key(float d2, uint32_t id)
 {
-    if (da != db)
-        return da < db;
-    return s->id[a] < s->id[b];
+    uint32_t bits;
+    memcpy(&bits, &d2, sizeof bits);
+    return (uint64_t)bits << 32 | id;
 }
 
-static void swap_cand(sim_shard *s, size_t i, size_t j)
+static inline float key_d2(uint64_t key)
+{
+    uint32_t bits = (uint32_t)(key >> 32);
+    float d2;
+    memcpy(&d2, &bits, sizeof d2);
+    return d2;
+}
+
+static inline void swap_cand(sim_shard *s, size_t i, size_t j)
 {
     uint32_t t = s->cand[i];
     s->cand[i] = s->cand[j];
     s->cand[j] = t;
-    float f = s->cand_d2[i];
-    s->cand_d2[i] = s->cand_d2[j];
-    s->cand_d2[j] = f;
+    uint64_t k = s->cand_key[i];
+    s->cand_key[i] = s->cand_key[j];
+    s->cand_key[j] = k;
 }
 
 /* Quickselect: afterwards cand[0..k) are the k nearest (unordered). */
@@ -67,11 +83,10 @@ static void select_nearest(sim_shard *s, size_t n, size_t k)
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
         swap_cand(s, mid, hi - 1);
-        uint32_t pv = s->cand[hi - 1];
-        float pd = s->cand_d2[hi - 1];
+        uint64_t pk = s->cand_key[hi - 1];
         size_t store = lo;
         for (size_t i = lo; i < hi - 1; i++)
-            if (closer(s, s->cand[i], s->cand_d2[i], pv, pd))
+            if (s->cand_key[i] < pk)
                 swap_cand(s, i, store++);
         swap_cand(s, store, hi - 1);
         if (store == k || store + 1 == k)
@@ -83,7 +98,7 @@ static void select_nearest(sim_shard *s, size_t n, size_t k)
     }
 }
 
-static void ensure_cand(sim_shard *s, size_t n)
+void sim_cand_reserve(sim_shard *s, size_t n)
 {
     if (n <= s->cand_cap)
         return;
@@ -91,34 +106,53 @@ static void ensure_cand(sim_shard *s, size_t n)
     while (cap < n)
         cap *= 2;
     s->cand = realloc(s->cand, cap * sizeof *s->cand);
-    s->cand_d2 = realloc(s->cand_d2, cap * sizeof *s->cand_d2);
-    if (!s->cand || !s->cand_d2)
+    s->cand_key = realloc(s->cand_key, cap * sizeof *s->cand_key);
+    if (!s->cand || !s->cand_key)
         core_die("out of memory");
     s->cand_cap = cap;
 }
 
 typedef struct enter_cand {
+    uint64_t key;
     uint32_t slot;
-    float d2;
 } enter_cand;
 
-static int enter_cmp_ctx_less(const sim_shard *s, const enter_cand *a, const enter_cand *b)
+/* Smallest possible enter: view slot, id, kind, position, empty label. */
+#define ENTER_MIN (1 + 4 + 1 + 8 + 1)
+
+/* Quickselect: afterwards e[0..k) are the k first in key order. */
+static void select_enters(enter_cand *e, size_t n, size_t k)
 {
-    return closer(s, a->slot, a->d2, b->slot, b->d2);
+    size_t lo = 0, hi = n;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        enter_cand t = e[mid];
+        e[mid] = e[hi - 1];
+        e[hi - 1] = t;
+        uint64_t pk = t.key;
+        size_t store = lo;
+        for (size_t i = lo; i < hi - 1; i++)
+            if (e[i].key < pk) {
+                enter_cand u = e[i];
+                e[i] = e[store];
+                e[store++] = u;
+            }
+        t = e[store];
+        e[store] = e[hi - 1];
+        e[hi - 1] = t;
+        if (store == k || store + 1 == k)
+            return;
+        if (store > k)
+            hi = store;
+        else
+            lo = store + 1;
+    }
 }
 
-/* Insertion sort: enters per tick are few. */
-static void sort_enters(const sim_shard *s, enter_cand *e, size_t n)
+static int enter_cmp(const void *a, const void *b)
 {
-    for (size_t i = 1; i < n; i++) {
-        enter_cand v = e[i];
-        size_t j = i;
-        while (j > 0 && enter_cmp_ctx_less(s, &v, &e[j - 1])) {
-            e[j] = e[j - 1];
-            j--;
-        }
-        e[j] = v;
-    }
+    uint64_t x = ((const enter_cand *)a)->key, y = ((const enter_cand *)b)->key;
+    return x < y ? -1 : x > y;
 }
 
 static core_buf *frames_for(sim_shard *s, uint16_t gw)
@@ -279,6 +313,32 @@ static void quiet_client(sim_shard *s, uint32_t ci)
     frame_out(s, c);
 }
 
+/* Entities alive within sqrt(reach2) of (px, py) into s->cand /
+ * s->cand_key (the client's own with key 0); returns how many. */
+static size_t aoi_collect(sim_shard *s, uint32_t self, float px, float py, float reach2)
+{
+    float r = sqrtf(reach2);
+    size_t n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    if (n > s->cand_cap) {
+        sim_cand_reserve(s, n);
+        n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t e = s->cand[i];
+        if (!(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        float dx = s->x[e] - px, dy = s->y[e] - py;
+        float d2 = dx * dx + dy * dy;
+        if (d2 > reach2)
+            continue;
+        s->cand[m] = e;
+        s->cand_key[m] = e == self ? 0 : cand_key(d2, s->id[e]); /* self first, always */
+        m++;
+    }
+    return m;
+}
+
 void sim_aoi_client(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
@@ -291,32 +351,39 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     }
     c->aoi_tick = s->tick;
     const size_t max = (size_t)s->cfg->aoi_max_entities;
-    const float r = (float)s->cfg->aoi_radius;
 
-    /* 1. candidates within the radius */
-    size_t n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
-    if (n > s->cand_cap) {
-        ensure_cand(s, n);
-        n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    /* 1. candidates within the radius, nearest max of them kept below.
+     * In a crowd (more than max within the radius) most of the work is
+     * in that selection, so a capped pass remembers how far its farthest
+     * kept entity was (sel_r), and the next collects only as far as those
+     * same entities can be now: sel_r plus what they and the client can
+     * move in a tick. If that finds at least max, the nearest max are all
+     * inside it, so the choice is exactly the full pass's; if not (some
+     * left, were pushed or teleported), it collects again at the radius. */
+    float reach2 = s->aoi_r2;
+    if (c->sel_r > 0.0f) {
+        float g = c->sel_r + s->aoi_slack;
+        if (g * g < reach2)
+            reach2 = g * g;
     }
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t e = s->cand[i];
-        if (!(s->flags[e] & SIM_F_ALIVE))
-            continue;
-        float dx = s->x[e] - px, dy = s->y[e] - py;
-        float d2 = e == self ? -1.0f : dx * dx + dy * dy; /* self first, always */
-        if (d2 > s->aoi_r2)
-            continue;
-        s->cand[m] = e;
-        s->cand_d2[m] = d2;
-        m++;
+    size_t m = aoi_collect(s, self, px, py, reach2);
+    if (m < max && reach2 < s->aoi_r2) {
+        core_counter_add(s->m_aoi_recollect, 1);
+        reach2 = s->aoi_r2;
+        m = aoi_collect(s, self, px, py, reach2);
     }
     /* 2. the budget: nearest first */
-    if (m > max) {
-        select_nearest(s, m, max);
-        core_counter_add(s->m_aoi_capped, 1);
+    c->sel_r = 0.0f;
+    if (m >= max) { /* (== max when narrowed: the full radius may hold more) */
+        if (m > max)
+            select_nearest(s, m, max);
+        if (m > max || reach2 < s->aoi_r2)
+            core_counter_add(s->m_aoi_capped, 1);
         m = max;
+        uint64_t far = 0;
+        for (size_t i = 0; i < m; i++)
+            far = s->cand_key[i] > far ? s->cand_key[i] : far;
+        c->sel_r = sqrtf(key_d2(far));
     }
     uint32_t mark = ++s->mark;
     if (mark == 0) { /* wrapped: clear stale marks */
@@ -365,17 +432,77 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     while (c->slot_hi > 0 && c->known_id[c->slot_hi - 1] == 0)
         c->slot_hi--;
 
-    /* 4. enters: selected but not in the view, nearest first, within budget */
+    /* 4. deltas for known entities whose quantized position changed since
+     * the last tick (pub_x/pub_y: what every watcher was sent); after a
+     * handoff, every position whole. Written aside (they follow the
+     * enters on the wire) so the enters know what the budget has left:
+     * entities entered this tick are not in view_sl, so the deltas do not
+     * depend on them. */
+    const bool stale = c->is_view_stale;
+    c->is_view_stale = false;
+    uint16_t hi = 0;
+    for (uint16_t k = 0; k < c->slot_hi; k++) {
+        uint32_t sl = view_sl[k];
+        if (sl == SIM_NONE || !c->known_id[k])
+            continue;
+        int32_t ox, oy;
+        if (stale || !pub_q(s, sl, &ox, &oy) || quant(s->x[sl]) != ox || quant(s->y[sl]) != oy)
+            hi = (uint16_t)(k + 1);
+    }
+    core_buf *d = &s->scratch_deltas;
+    core_buf_reset(d);
+    core_buf_varint(d, hi);
+    size_t mask_at = d->len;
+    size_t mask_len = ((size_t)hi + 7) / 8;
+    memset(core_buf_reserve(d, mask_len), 0, mask_len);
+    d->len += mask_len;
+    for (uint16_t k = 0; k < hi; k++) {
+        uint32_t sl = view_sl[k];
+        if (sl == SIM_NONE || !c->known_id[k])
+            continue;
+        int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]), ox, oy;
+        bool is_rel = !stale && pub_q(s, sl, &ox, &oy); /* else the absolute position */
+        /* 64-bit: positions may be far apart */
+        int64_t dx = is_rel ? (int64_t)qx - ox : 0, dy = is_rel ? (int64_t)qy - oy : 0;
+        if (is_rel && dx == 0 && dy == 0)
+            continue;
+        d->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));
+        if (is_rel && dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
+            core_buf_u8(d, (uint8_t)(int8_t)dx);
+            core_buf_u8(d, (uint8_t)(int8_t)dy);
+        } else {
+            core_buf_u8(d, 0x80);
+            core_buf_i32(d, qx);
+            core_buf_i32(d, qy);
+        }
+    }
+
+    /* 5. enters: selected but not in the view, nearest first, in what the
+     * per-client budget (aoi_max_bytes for the whole frame: queued
+     * records, STATE header, leaves, enters, deltas) leaves after the
+     * rest. Deltas are never held back (the count cap bounds them: every
+     * watcher must have every move, see above); the client's own entity
+     * enters whatever it costs. Whatever does not fit enters next tick. */
     enter_cand enters[1024];
-    size_t n_new = 0;
+    size_t n_new = 0, n_new_sorted;
     for (size_t i = 0; i < m; i++)
         if (s->known_mark[s->cand[i]] != mark)
-            enters[n_new++] = (enter_cand){s->cand[i], s->cand_d2[i]};
-    sort_enters(s, enters, n_new);
-    size_t budget = (size_t)s->cfg->aoi_max_bytes, used = 0, n_enter = 0;
+            enters[n_new++] = (enter_cand){s->cand_key[i], s->cand[i]};
+    size_t budget = (size_t)s->cfg->aoi_max_bytes, n_enter = 0;
+    size_t used = c->reliable.len + FRAME_OVERHEAD + b->len + d->len + core_varint_len(n_new);
+    /* only the nearest few can fit (an enter is >= ENTER_MIN bytes; the
+     * client's own always goes): order just those */
+    size_t n_fit = (used < budget ? (budget - used) / ENTER_MIN : 0) + 1;
+    if (n_fit < n_new) {
+        select_enters(enters, n_new, n_fit);
+        n_new_sorted = n_fit;
+    } else {
+        n_new_sorted = n_new;
+    }
+    qsort(enters, n_new_sorted, sizeof *enters, enter_cmp);
     uint16_t enter_slots[1024];
     uint16_t free_k = 0;
-    for (size_t i = 0; i < n_new; i++) {
+    for (size_t i = 0; i < n_new_sorted; i++) {
         uint32_t e = enters[i].slot;
         uint8_t label[PROTO_NAME_MAX];
         size_t nl = sim_entity_label(s, e, label);
@@ -412,45 +539,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         core_buf_append(b, label, nl);
     }
 
-    /* 5. deltas for known entities whose quantized position changed since
-     * the last tick (pub_x/pub_y: what every watcher was sent); after a
-     * handoff, every position whole */
-    const bool stale = c->is_view_stale;
-    c->is_view_stale = false;
-    uint16_t hi = 0;
-    for (uint16_t k = 0; k < c->slot_hi; k++) {
-        uint32_t sl = view_sl[k];
-        if (sl == SIM_NONE || !c->known_id[k])
-            continue;
-        int32_t ox, oy;
-        if (stale || !pub_q(s, sl, &ox, &oy) || quant(s->x[sl]) != ox || quant(s->y[sl]) != oy)
-            hi = (uint16_t)(k + 1);
-    }
-    core_buf_varint(b, hi);
-    size_t mask_at = b->len;
-    size_t mask_len = ((size_t)hi + 7) / 8;
-    memset(core_buf_reserve(b, mask_len), 0, mask_len);
-    b->len += mask_len;
-    for (uint16_t k = 0; k < hi; k++) {
-        uint32_t sl = view_sl[k];
-        if (sl == SIM_NONE || !c->known_id[k])
-            continue;
-        int32_t qx = quant(s->x[sl]), qy = quant(s->y[sl]), ox, oy;
-        bool is_rel = !stale && pub_q(s, sl, &ox, &oy); /* else the absolute position */
-        /* 64-bit: positions may be far apart */
-        int64_t dx = is_rel ? (int64_t)qx - ox : 0, dy = is_rel ? (int64_t)qy - oy : 0;
-        if (is_rel && dx == 0 && dy == 0)
-            continue;
-        b->data[mask_at + k / 8] |= (uint8_t)(1u << (k % 8));
-        if (is_rel && dx >= -127 && dx <= 127 && dy >= -127 && dy <= 127) {
-            core_buf_u8(b, (uint8_t)(int8_t)dx);
-            core_buf_u8(b, (uint8_t)(int8_t)dy);
-        } else {
-            core_buf_u8(b, 0x80);
-            core_buf_i32(b, qx);
-            core_buf_i32(b, qy);
-        }
-    }
+    core_buf_append(b, d->data, d->len);
 
     /* 6. one frame: reliable records first, then STATE. A STATE with
      * nothing to tell is skipped, but for one keepalive a second (ticks

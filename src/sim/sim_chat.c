@@ -28,14 +28,7 @@ static void deliver(sim_shard *s, float x, float y, const proto_chat *line)
     float r = (float)s->cfg->aoi_radius;
     size_t n = spatial_grid_collect(s->aoi_grid, x, y, r, s->cand, s->cand_cap);
     if (n > s->cand_cap) {
-        size_t cap = s->cand_cap ? s->cand_cap : 256;
-        while (cap < n)
-            cap *= 2;
-        s->cand = realloc(s->cand, cap * sizeof *s->cand);
-        s->cand_d2 = realloc(s->cand_d2, cap * sizeof *s->cand_d2);
-        if (!s->cand || !s->cand_d2)
-            core_die("out of memory");
-        s->cand_cap = cap;
+        sim_cand_reserve(s, n);
         n = spatial_grid_collect(s->aoi_grid, x, y, r, s->cand, s->cand_cap);
     }
     for (size_t i = 0; i < n; i++) {

@@ -91,6 +91,8 @@ typedef struct sim_client {
                              the next STATE sends every known entity's absolutely */
     bool is_view_partial; /* the last AOI pass left selected entities out (the
                              enter budget): the next must run whatever changed */
+    float sel_r;          /* distance of the farthest entity the last pass kept
+                             when it had to choose (0: it did not) */
     sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
     uint32_t *known_id;   /* [known_cap] */
     core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
@@ -126,7 +128,8 @@ struct sim_shard {
     uint16_t index;
     uint32_t tick;
     float dt;     /* seconds per tick */
-    float aoi_r2; /* aoi_radius squared */
+    float aoi_r2;    /* aoi_radius squared */
+    float aoi_slack; /* how much nearer two entities can come in a tick, +1 */
 
     /* entities (structure of arrays, cap slots) */
     uint32_t cap;
@@ -215,13 +218,14 @@ struct sim_shard {
     /* per-tick scratch */
     sim_cmd *cmds;
     uint32_t n_cmds, cmds_cap;
-    uint32_t *cand; /* AOI candidates */
-    float *cand_d2;
+    uint32_t *cand;     /* AOI candidates: slots */
+    uint64_t *cand_key; /* and their order: distance squared, then entity id */
     size_t cand_cap;
     uint32_t *stamp;      /* per slot: mark of the client being processed */
     uint32_t *known_mark; /* per slot: mark when already in the client's view */
     uint32_t mark;
     core_buf scratch;             /* one STATE body */
+    core_buf scratch_deltas;      /* its delta section, made before the enters */
     core_buf frames[BUS_MAX_GWS]; /* one FRAMES message per gateway */
     size_t frames_count_at[BUS_MAX_GWS];
     core_buf out[BUS_MAX_SHARDS]; /* HANDOFF/GHOSTS/INPUTS to other shards */
@@ -236,6 +240,7 @@ struct sim_shard {
     core_counter *m_handoffs_out, *m_handoffs_in;
     core_counter *m_rejects[PROTO_ERR_COUNT];
     core_counter *m_aoi_capped;
+    core_counter *m_aoi_recollect;
     core_counter *m_states_sent, *m_states_skipped; /* added once per tick */
     core_counter *m_aoi_quiet;                      /* added once per tick */
     core_counter *m_inputs_applied;
@@ -275,6 +280,8 @@ void sim_clamp_world(const sim_shard *s, float *x, float *y);
 int sim_obstacles_index(sim_shard *s);
 
 /* sim_aoi.c */
+/* Makes s->cand and s->cand_key hold at least n. */
+void sim_cand_reserve(sim_shard *s, size_t n);
 void sim_aoi_client(sim_shard *s, uint32_t ci);
 void sim_aoi_clear_client(sim_shard *s, sim_client *c);
 /* Before the tick's AOI passes: marks where entities appeared or moved

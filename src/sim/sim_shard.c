@@ -32,6 +32,8 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     s->index = index;
     s->dt = 1.0f / (float)cfg->tick_hz;
     s->aoi_r2 = (float)(cfg->aoi_radius * cfg->aoi_radius);
+    double vmax = cfg->player_speed > cfg->npc_speed ? cfg->player_speed : cfg->npc_speed;
+    s->aoi_slack = (float)(2.0 * vmax / cfg->tick_hz) + 1.0f;
     core_idmap_init(&s->ids);
     core_idmap_init(&s->sessions);
     core_idmap_init(&s->forward);
@@ -74,6 +76,10 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
                                             "Entities adopted from another shard", labels);
     s->m_aoi_capped = core_metrics_counter(
         m, "tessera_aoi_capped_total", "Client-ticks whose interest set hit the budget", labels);
+    s->m_aoi_recollect = core_metrics_counter(
+        m, "tessera_aoi_recollect_total",
+        "Crowded client-ticks whose narrowed search found too few and searched the whole radius",
+        labels);
     s->m_states_sent = core_metrics_counter(m, "tessera_states_sent_total",
                                             "STATE records sent to clients", labels);
     s->m_states_skipped =
@@ -154,8 +160,9 @@ void sim_shard_destroy(sim_shard *s)
     free(s->fwd);
     free(s->cmds);
     free(s->cand);
-    free(s->cand_d2);
+    free(s->cand_key);
     core_buf_free(&s->scratch);
+    core_buf_free(&s->scratch_deltas);
     core_buf_free(&s->deferred);
     core_buf_free(&s->deferred_next);
     core_buf_free(&s->msg);
