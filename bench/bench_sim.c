@@ -208,11 +208,12 @@ int main(int argc, char **argv)
            mx = (double)dur[n - 1] / 1e6;
     double per_s = (double)(entities + players) / (med / 1e3 * shards);
     printf("{\"bench\":\"sim\",\"entities\":%d,\"players\":%d,\"shards\":%d,\"world\":%d,"
-           "\"ticks\":%d,\"tick_cpu_ms_median\":%.3f,\"tick_ms_median\":%.3f,\"tick_ms_p99\":%.3f,\"tick_ms_max\":%.3f,"
-           "\"entity_updates_per_s_per_core\":%.0f,\"bytes_per_entity\":%.0f,\"bus_bytes_to_gateway_per_tick\":%.0f}\n",
+           "\"ticks\":%d,\"tick_cpu_ms_median\":%.3f,\"tick_ms_median\":%.3f,\"tick_ms_p99\":%.3f,"
+           "\"tick_ms_max\":%.3f,"
+           "\"entity_updates_per_s_per_core\":%.0f,\"bytes_per_entity\":%.0f,\"bus_bytes_to_"
+           "gateway_per_tick\":%.0f}\n",
            entities, players, shards, world, ticks, (double)cpu[n / 2] / 1e6, med, p99, mx, per_s,
-           (double)(rss1 - rss0) / (entities + players),
-           (double)frame_bytes / ticks);
+           (double)(rss1 - rss0) / (entities + players), (double)frame_bytes / ticks);
     (void)frames;
     store_close(st);
     for (int i = 0; i < shards; i++)

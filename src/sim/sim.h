@@ -84,6 +84,11 @@ void sim_shard_step(sim_shard *s, uint32_t tick);
  * min_slots of them (defaults 100 and 8192; every_ticks 0: never). Only
  * memory order changes: tests turn it on for small worlds to prove it. */
 void sim_shard_set_sort(sim_shard *s, uint32_t min_slots, uint32_t every_ticks);
+/* A client in a crowd (more than aoi_max_entities within the radius) has
+ * its nearest entities chosen anew every `every` ticks (default 2; 1:
+ * every tick); in between its view keeps what it has (less what died or
+ * left the radius) and gets every move as always. */
+void sim_shard_set_crowd_refresh(sim_shard *s, uint32_t every);
 
 /* FNV-1a over (id, kind, x, y, heading, last input seq) of every owned
  * entity in id order: equal for equal states. */

@@ -339,6 +339,30 @@ static size_t aoi_collect(sim_shard *s, uint32_t self, float px, float py, float
     return m;
 }
 
+/* The light pass of a crowded client: its view as it is, less what died
+ * or left the radius, as the candidates (all known: nothing enters). */
+static size_t aoi_known(sim_shard *s, const sim_client *c, float px, float py)
+{
+    sim_cand_reserve(s, c->slot_hi);
+    size_t m = 0;
+    for (uint16_t k = 0; k < c->slot_hi; k++) {
+        uint32_t id = c->known_id[k];
+        if (!id)
+            continue;
+        uint32_t e = core_idmap_get(&s->ids, id);
+        if (e == CORE_IDMAP_NONE || !(s->flags[e] & SIM_F_ALIVE))
+            continue;
+        float dx = s->x[e] - px, dy = s->y[e] - py;
+        float d2 = dx * dx + dy * dy;
+        if (d2 > s->aoi_r2)
+            continue;
+        s->cand[m] = e;
+        s->cand_key[m] = e == c->slot ? 0 : cand_key(d2, id);
+        m++;
+    }
+    return m;
+}
+
 void sim_aoi_client(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
@@ -357,24 +381,37 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
      * in that selection, so a capped pass remembers how far its farthest
      * kept entity was (sel_r), and the next collects only as far as those
      * same entities can be now: sel_r plus what they and the client can
-     * move in a tick. If that finds at least max, the nearest max are all
-     * inside it, so the choice is exactly the full pass's; if not (some
-     * left, were pushed or teleported), it collects again at the radius. */
+     * move in the ticks since. If that finds at least max, the nearest max
+     * are all inside it, so the choice is exactly the full pass's; if not
+     * (some left, were pushed or teleported), it collects again at the
+     * radius. And in a crowd the choice itself is made every crowd_every
+     * ticks (the clients take turns by index); in between, a light pass
+     * keeps the view (less what died or left the radius) and sends its
+     * moves as always. */
+    const bool was_partial = c->is_view_partial;
+    const bool is_light = c->sel_r > 0.0f && s->crowd_every > 1 && !c->reset && !c->is_view_stale &&
+                          (s->tick + ci) % s->crowd_every != 0;
     float reach2 = s->aoi_r2;
-    if (c->sel_r > 0.0f) {
-        float g = c->sel_r + s->aoi_slack;
-        if (g * g < reach2)
-            reach2 = g * g;
-    }
-    size_t m = aoi_collect(s, self, px, py, reach2);
-    if (m < max && reach2 < s->aoi_r2) {
-        core_counter_add(s->m_aoi_recollect, 1);
-        reach2 = s->aoi_r2;
+    size_t m;
+    if (is_light) {
+        m = aoi_known(s, c, px, py);
+    } else {
+        if (c->sel_r > 0.0f) {
+            float g = c->sel_r + s->aoi_slack * (float)s->crowd_every;
+            if (g * g < reach2)
+                reach2 = g * g;
+        }
         m = aoi_collect(s, self, px, py, reach2);
+        if (m < max && reach2 < s->aoi_r2) {
+            core_counter_add(s->m_aoi_recollect, 1);
+            reach2 = s->aoi_r2;
+            m = aoi_collect(s, self, px, py, reach2);
+        }
     }
     /* 2. the budget: nearest first */
-    c->sel_r = 0.0f;
-    if (m >= max) { /* (== max when narrowed: the full radius may hold more) */
+    if (!is_light)
+        c->sel_r = 0.0f;
+    if (!is_light && m >= max) { /* (== max when narrowed: the full radius may hold more) */
         if (m > max)
             select_nearest(s, m, max);
         if (m > max || reach2 < s->aoi_r2)
@@ -523,7 +560,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
             c->slot_hi = (uint16_t)(free_k + 1);
         free_k++;
     }
-    c->is_view_partial = n_enter < n_new; /* more to enter next tick, news or not */
+    /* more to enter next tick, news or not (a light pass enters nothing) */
+    c->is_view_partial = is_light ? was_partial : n_enter < n_new;
     core_buf_varint(b, n_enter);
     for (size_t i = 0; i < n_enter; i++) {
         uint16_t k = enter_slots[i];

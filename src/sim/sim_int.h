@@ -20,8 +20,9 @@
 #define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
 #define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
-#define SIM_SORT_TICKS 100 /* slots re-sorted by place this often (5 s) ... */
-#define SIM_SORT_MIN 8192  /* ... on shards with at least this many slots */
+#define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
+#define SIM_CROWD_REFRESH 2 /* a crowded view is chosen anew every other tick */
+#define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
 
 enum {
     SIM_F_ALIVE = 1,
@@ -127,7 +128,7 @@ struct sim_shard {
     core_metrics *metrics; /* registry the shard's metrics live in */
     uint16_t index;
     uint32_t tick;
-    float dt;     /* seconds per tick */
+    float dt;        /* seconds per tick */
     float aoi_r2;    /* aoi_radius squared */
     float aoi_slack; /* how much nearer two entities can come in a tick, +1 */
 
@@ -201,6 +202,7 @@ struct sim_shard {
     struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
+    uint32_t crowd_every;              /* ticks between choices of a crowded view */
     uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */
     uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
     size_t buckets_cap;

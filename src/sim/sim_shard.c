@@ -42,6 +42,7 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
                                       (float)cfg->aoi_radius / 2.0f, 64);
     s->sort_min = SIM_SORT_MIN;
     s->sort_every = SIM_SORT_TICKS;
+    s->crowd_every = SIM_CROWD_REFRESH;
     sim_obstacles_index(s);
     /* squares of side aoi_radius, coarser in a huge world (at most 512
      * across): any side >= aoi_radius works, a client's area touching at
@@ -324,6 +325,11 @@ void sim_shard_set_sort(sim_shard *s, uint32_t min_slots, uint32_t every_ticks)
 {
     s->sort_min = min_slots;
     s->sort_every = every_ticks;
+}
+
+void sim_shard_set_crowd_refresh(sim_shard *s, uint32_t every)
+{
+    s->crowd_every = every ? every : 1;
 }
 
 void sim_shard_step(sim_shard *s, uint32_t tick)

@@ -263,6 +263,123 @@ static void test_aoi_budget(void **state)
     h_free(&h);
 }
 
+/* The k nearest entities to session `me` (itself first), as the shard
+ * orders them: distance squared in float, ties by entity id. */
+static int nearest_ids(const sim_entity_info *all, size_t n, uint32_t me, int k, uint32_t *out)
+{
+    float px = 0, py = 0;
+    for (size_t i = 0; i < n; i++)
+        if (all[i].id == me) {
+            px = all[i].x;
+            py = all[i].y;
+        }
+    int got = 0;
+    out[got++] = me;
+    bool *used = calloc(n, sizeof *used);
+    while (got < k) {
+        long best = -1;
+        float bd = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (used[i] || all[i].id == me)
+                continue;
+            float dx = all[i].x - px, dy = all[i].y - py;
+            float d2 = dx * dx + dy * dy;
+            if (best < 0 || d2 < bd || (d2 == bd && all[i].id < all[best].id)) {
+                best = (long)i;
+                bd = d2;
+            }
+        }
+        if (best < 0)
+            break;
+        used[best] = true;
+        out[got++] = all[best].id;
+    }
+    free(used);
+    return got;
+}
+
+static bool view_is(const h_sess *s, const uint32_t *ids, int n)
+{
+    int seen = 0;
+    for (uint32_t k = 0; k < s->view.n_slots; k++)
+        if (s->view.slots[k].entity_id)
+            seen++;
+    if (seen != n)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (proto_view_find(&s->view, ids[i]) < 0)
+            return false;
+    return true;
+}
+
+/* A milling crowd, far more players than aoi_max_entities within the
+ * radius: every view holds exactly the nearest (ties by id) although the
+ * shard narrows its search to where last tick's nearest can be; with the
+ * choice made every other tick, a view is the nearest of this tick or of
+ * the last one, and this tick's at least every other tick. */
+static void test_aoi_crowd(void **state)
+{
+    (void)state;
+    enum { N = 90, K = 12 };
+    for (int every = 1; every <= 2; every++) {
+        harness h;
+        h_init(&h, 1, 0, 11);
+        h.cfg.aoi_max_entities = K;
+        h.cfg.aoi_max_bytes = 65536;
+        h.cfg.entity_radius = 0.25;
+        h_start(&h);
+        sim_shard_set_crowd_refresh(h.shards[0], (uint32_t)every);
+        core_rng rng;
+        core_rng_seed(&rng, 17);
+        h_sess *p[N];
+        for (int i = 0; i < N; i++) {
+            float a = core_rng_unit(&rng) * 6.2831853f, d = 12.0f * sqrtf(core_rng_unit(&rng));
+            p[i] = h_join(&h, "c", 500.0f + d * cosf(a), 500.0f + d * sinf(a));
+        }
+        assert_int_equal(h_step(&h), 0);
+        static sim_entity_info all[N + 1];
+        static uint32_t prev[N][K], now[N][K];
+        int prev_n[N] = {0}, now_n[N], exact[N] = {0};
+        int ticks = 0;
+        for (int t = 0; t < 60; t++) {
+            for (int i = 0; i < N; i++) { /* mill: a random heading, pulled to the centre */
+                const proto_view_entity *me = NULL;
+                int k = proto_view_find(&p[i]->view, p[i]->entity_id);
+                if (k >= 0)
+                    me = &p[i]->view.slots[k];
+                float vx = me ? 500.0f - (float)me->x_q / 16.0f : 0,
+                      vy = me ? 500.0f - (float)me->y_q / 16.0f : 0;
+                float a = core_rng_unit(&rng) * 6.2831853f;
+                float dx = cosf(a) + vx / 12.0f, dy = sinf(a) + vy / 12.0f, n = hypotf(dx, dy);
+                h_input(&h, p[i], n > 1 ? dx / n : dx, n > 1 ? dy / n : dy);
+            }
+            assert_int_equal(h_step(&h), 0);
+            size_t n = sim_shard_entities(h.shards[0], all, N + 1);
+            assert_int_equal(n, N);
+            for (int i = 0; i < N; i++) {
+                now_n[i] = nearest_ids(all, n, p[i]->entity_id, K, now[i]);
+                if (t >= 2) {
+                    bool is_now = view_is(p[i], now[i], now_n[i]);
+                    if (every == 1 && !is_now)
+                        fail_msg("tick %d: session %d's view is not its %d nearest", t, i, K);
+                    if (!is_now && !view_is(p[i], prev[i], prev_n[i]))
+                        fail_msg("tick %d: session %d's view is neither this tick's nearest nor "
+                                 "the last's",
+                                 t, i);
+                    exact[i] += is_now;
+                }
+                memcpy(prev[i], now[i], sizeof now[i]);
+                prev_n[i] = now_n[i];
+            }
+            if (t >= 2)
+                ticks++;
+        }
+        for (int i = 0; i < N; i++)
+            assert_true(exact[i] >= ticks / every);
+        h_free(&h);
+    }
+}
+
 static void test_handoff(void **state)
 {
     (void)state;
@@ -512,10 +629,15 @@ static void test_idle_states(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_determinism),      cmocka_unit_test(test_authoritative_speed),
-        cmocka_unit_test(test_input_validation), cmocka_unit_test(test_aoi_brute_force),
-        cmocka_unit_test(test_aoi_budget),       cmocka_unit_test(test_handoff),
-        cmocka_unit_test(test_idle_states),      cmocka_unit_test(test_quiet_areas_match_full_aoi),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_authoritative_speed),
+        cmocka_unit_test(test_input_validation),
+        cmocka_unit_test(test_aoi_brute_force),
+        cmocka_unit_test(test_aoi_budget),
+        cmocka_unit_test(test_aoi_crowd),
+        cmocka_unit_test(test_handoff),
+        cmocka_unit_test(test_idle_states),
+        cmocka_unit_test(test_quiet_areas_match_full_aoi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
