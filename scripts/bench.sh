@@ -16,6 +16,8 @@ pin() { if command -v taskset >/dev/null; then taskset -c 0 "$@"; else "$@"; fi;
   pin "$build/bench_sim" --entities 2000 --ticks 400 --world 2048 --shards 2
   echo "# W1-like: 1,000 players + 2,000 NPCs, AOI and encoding included" >&2
   pin "$build/bench_sim" --entities 2000 --players 1000 --ticks 200 --world 2048
+  echo "# W3-like: 2,000 players milling within 50 units of the centre (crowd AOI)" >&2
+  pin "$build/bench_sim" --entities 0 --players 2000 --ticks 200 --world 1253 --hotspot 50
   echo "# M1: 1,000,000 entities, movement + re-index + collision" >&2
   pin "$build/bench_sim" --entities 1000000 --ticks 200 --world 32768
 } | tee "$out"
