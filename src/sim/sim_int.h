@@ -195,7 +195,11 @@ struct sim_shard {
     /* collision step scratch (sim_move.c), grown on demand */
     struct sim_disp *disp; /* this tick's collision displacements (nonzero only) */
     uint32_t n_disp, disp_cap;
-    struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
+    /* every body, sorted by bucket (rebuilt each tick); bodies_cap entries
+     * plus padding for the collision probe */
+    float *body_x, *body_y;
+    uint32_t *body_id;
+    uint32_t *body_slot; /* | BODY_GHOST (sim_move.c) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
     uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */

@@ -131,7 +131,10 @@ void sim_shard_destroy(sim_shard *s)
     free(s->stamp);
     free(s->known_mark);
     free(s->disp);
-    free(s->bodies);
+    free(s->body_x);
+    free(s->body_y);
+    free(s->body_id);
+    free(s->body_slot);
     free(s->bucket_start);
     free(s->cell_inner);
     free(s->col_near);
