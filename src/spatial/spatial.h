@@ -60,6 +60,11 @@ void spatial_grid_remove(spatial_grid *g, uint32_t item);
 /* Moves item to (x, y); cheap when it stays in its bucket. */
 void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y);
 
+/* Moves every item i < n that is in the grid to (x[i], y[i]): what a
+ * spatial_grid_move of each would do, in one sequential pass (cheaper
+ * when most items moved). */
+void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y);
+
 /* Renumbers the items: item order[k] becomes item k for k < n; newof
  * (indexed by old item, length n_old) is the inverse, NONE (UINT32_MAX)
  * for items that are dropped. Cheaper than removing and inserting all. */

@@ -137,6 +137,22 @@ void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y)
     spatial_grid_insert(g, item, x, y);
 }
 
+void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y)
+{
+    if (n > g->cap)
+        n = g->cap;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t w = g->where[i];
+        if (w == NONE)
+            continue;
+        uint32_t b = bucket_of(g, x[i], y[i]);
+        if (b != w) {
+            unlink_item(g, i);
+            link(g, i, b);
+        }
+    }
+}
+
 void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n,
                            const uint32_t *newof, uint32_t n_old)
 {
