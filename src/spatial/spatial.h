@@ -65,11 +65,9 @@ void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y);
  * when most items moved). */
 void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y);
 
-/* Renumbers the items: item order[k] becomes item k for k < n; newof
- * (indexed by old item, length n_old) is the inverse, NONE (UINT32_MAX)
- * for items that are dropped. Cheaper than removing and inserting all. */
-void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n,
-                           const uint32_t *newof, uint32_t n_old);
+/* Renumbers the items: item order[k] becomes item k for k < n; items not
+ * in order are dropped. Cheaper than removing and inserting all. */
+void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n);
 
 /* Calls fn(ctx, item) for every item in the buckets that intersect the
  * square [x-r, x+r] x [y-r, y+r]. The caller filters by exact distance.
