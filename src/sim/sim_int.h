@@ -198,7 +198,6 @@ struct sim_shard {
     /* every body, sorted by bucket (rebuilt each tick); bodies_cap entries
      * plus padding for the collision probe */
     float *body_x, *body_y;
-    uint32_t *body_id;
     uint32_t *body_slot; /* | BODY_GHOST (sim_move.c) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */

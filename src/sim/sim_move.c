@@ -104,7 +104,7 @@ static void *grow_array(void *p, size_t n, size_t size)
  * Hand-written because it is the hot loop of the simulation (M1: a million
  * bodies per tick). Every tick the bodies (alive entities other than items,
  * ghosts included) are counting-sorted by square bucket into one set of
- * arrays (x, y, id, slot: structure of arrays, so a run of bodies is a run
+ * arrays (x, y, slot: structure of arrays, so a run of bodies is a run
  * of floats the compiler can test several at a time), so the neighbours of
  * a body are a few short contiguous runs of memory instead of linked lists
  * threaded through the slot arrays. Buckets are at least twice the contact
@@ -172,7 +172,6 @@ static void bodies_reserve(sim_shard *s, uint32_t n)
     size_t cap = (size_t)s->bodies_cap + BODY_PROBE;
     s->body_x = grow_array(s->body_x, cap, sizeof *s->body_x);
     s->body_y = grow_array(s->body_y, cap, sizeof *s->body_y);
-    s->body_id = grow_array(s->body_id, cap, sizeof *s->body_id);
     s->body_slot = grow_array(s->body_slot, cap, sizeof *s->body_slot);
 }
 
@@ -200,7 +199,6 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
         uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
         s->body_x[k] = s->x[i];
         s->body_y[k] = s->y[i];
-        s->body_id[k] = s->id[i];
         s->body_slot[k] = i | ghost;
     }
 }
@@ -233,6 +231,13 @@ static inline uint32_t collide_probe(const sim_shard *s, uint32_t lo, uint32_t h
     return len >= BODY_PROBE ? hit : hit & ((1u << len) - 1u);
 }
 
+/* The entity id of body j: from the slot, not copied into the bodies, as
+ * only bodies in contact (M1: 15%) need it. */
+static inline uint32_t body_id(const sim_shard *s, uint32_t j)
+{
+    return s->id[s->body_slot[j] & ~BODY_GHOST];
+}
+
 /* Adds body j to the m in-range neighbours of the body in slot i (kept in
  * ascending id order); returns the new count. */
 static size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32_t j)
@@ -242,7 +247,7 @@ static size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32_t j)
         s->col_near = grow_array(s->col_near, s->col_near_cap, sizeof *s->col_near);
     }
     /* insertion by id: typically a handful of neighbours */
-    uint64_t key = ((uint64_t)s->body_id[j] << 32) | j;
+    uint64_t key = ((uint64_t)body_id(s, j) << 32) | j;
     size_t at = m++;
     for (; at > 0 && s->col_near[at - 1] > key; at--)
         s->col_near[at] = s->col_near[at - 1];
@@ -262,7 +267,6 @@ static size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32_t j)
 static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
 {
     const float mx = s->body_x[k], my = s->body_y[k];
-    const uint32_t me_id = s->body_id[k];
     /* buckets are at least 2 * COL_REACH * min wide: the square of half
      * side COL_REACH * min lies within columns x0, x0 + 1 and rows y0,
      * y0 + 1; scanning that fixed 2 x 2 block (two contiguous runs)
@@ -311,10 +315,11 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
         return;
     if (m > COL_NEIGH_MAX)
         m = COL_NEIGH_MAX;
+    const uint32_t me_id = body_id(s, k);
     float sx = 0.0f, sy = 0.0f;
     for (size_t q = 0; q < m; q++) {
         uint32_t j = (uint32_t)s->col_near[q];
-        uint32_t o_id = s->body_id[j];
+        uint32_t o_id = body_id(s, j);
         float dx = mx - s->body_x[j], dy = my - s->body_y[j];
         float d = sqrtf(dx * dx + dy * dy);
         if (d < 1e-4f) {

@@ -133,7 +133,6 @@ void sim_shard_destroy(sim_shard *s)
     free(s->disp);
     free(s->body_x);
     free(s->body_y);
-    free(s->body_id);
     free(s->body_slot);
     free(s->bucket_start);
     free(s->cell_inner);
