@@ -270,7 +270,7 @@ void sim_entity_place(sim_shard *s, uint32_t slot);   /* insert into grids */
 void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from grids */
 
 /* sim_move.c */
-void sim_npc_wander(sim_shard *s);
+/* NPC wandering, integration, collision, re-index: the tick's movement */
 void sim_move(sim_shard *s);
 void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y);
 /* Clamps a position from outside the shard into the world (NaN -> 0). */

@@ -24,24 +24,19 @@
 
 /* New heading every 1-4 s, a quarter of the time standing still, drawn
  * from a hash of (world seed, entity id, tick) so no RNG state is needed
- * to replay it. */
-void sim_npc_wander(sim_shard *s)
+ * to replay it. For an owned NPC whose wander_tick has come; sim_move
+ * calls it on its way through the slots (one pass fewer over a million
+ * slots than a system of its own). */
+static void npc_wander(sim_shard *s, uint32_t i)
 {
     uint32_t hz = (uint32_t)s->cfg->tick_hz;
-    for (uint32_t i = 0; i < s->n_used; i++) {
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE ||
-            s->kind[i] != PROTO_KIND_NPC)
-            continue;
-        if (s->tick < s->wander_tick[i])
-            continue;
-        uint64_t k = s->cfg->seed ^ (((uint64_t)s->id[i] << 32) | s->tick);
-        uint64_t h1 = core_splitmix64(&k), h2 = core_splitmix64(&k);
-        float a = (float)(uint32_t)(h1 >> 40) * (1.0f / 16777216.0f) * 6.2831853f;
-        bool stand = (h2 & 3) == 0;
-        s->dir_x[i] = stand ? 0.0f : cosf(a);
-        s->dir_y[i] = stand ? 0.0f : sinf(a);
-        s->wander_tick[i] = s->tick + hz + (uint32_t)(((h2 >> 32) * (uint64_t)(3 * hz)) >> 32);
-    }
+    uint64_t k = s->cfg->seed ^ (((uint64_t)s->id[i] << 32) | s->tick);
+    uint64_t h1 = core_splitmix64(&k), h2 = core_splitmix64(&k);
+    float a = (float)(uint32_t)(h1 >> 40) * (1.0f / 16777216.0f) * 6.2831853f;
+    bool stand = (h2 & 3) == 0;
+    s->dir_x[i] = stand ? 0.0f : cosf(a);
+    s->dir_y[i] = stand ? 0.0f : sinf(a);
+    s->wander_tick[i] = s->tick + hz + (uint32_t)(((h2 >> 32) * (uint64_t)(3 * hz)) >> 32);
 }
 
 static inline void clamp_world(const sim_shard *s, float *x, float *y)
@@ -238,23 +233,37 @@ static inline uint32_t body_id(const sim_shard *s, uint32_t j)
     return s->id[s->body_slot[j] & ~BODY_GHOST];
 }
 
-/* Adds body j to the m in-range neighbours of the body in slot i (kept in
- * ascending id order); returns the new count. */
-static size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32_t j)
+/* Appends body j to the m in-range neighbours of the body in slot i (in
+ * scan order; collide_near_sort orders them); returns the new count. */
+static inline size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32_t j)
 {
     if (m == s->col_near_cap) {
         s->col_near_cap = s->col_near_cap ? s->col_near_cap * 2 : 64;
         s->col_near = grow_array(s->col_near, s->col_near_cap, sizeof *s->col_near);
     }
-    /* insertion by id: typically a handful of neighbours */
-    uint64_t key = ((uint64_t)body_id(s, j) << 32) | j;
-    size_t at = m++;
-    for (; at > 0 && s->col_near[at - 1] > key; at--)
-        s->col_near[at] = s->col_near[at - 1];
-    s->col_near[at] = key;
+    s->col_near[m] = j;
     if (s->log)
         sim_log_contact(s, i, s->body_slot[j] & ~BODY_GHOST);
-    return m;
+    return m + 1;
+}
+
+/* Orders the m neighbours by entity id. Ids are looked up only here: a
+ * body in contact typically has one neighbour, and an id is a read from
+ * the slot arrays (out of body order). */
+static void collide_near_sort(sim_shard *s, size_t m)
+{
+    if (m < 2)
+        return;
+    uint64_t *near = s->col_near;
+    for (size_t q = 0; q < m; q++)
+        near[q] |= (uint64_t)body_id(s, (uint32_t)near[q]) << 32;
+    for (size_t q = 1; q < m; q++) { /* insertion: typically a handful */
+        uint64_t key = near[q];
+        size_t at = q;
+        for (; at > 0 && near[at - 1] > key; at--)
+            near[at] = near[at - 1];
+        near[at] = key;
+    }
 }
 
 /* The displacement that pushes the owned body at index k out of every
@@ -313,17 +322,17 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
     }
     if (m == 0) /* nobody within reach */
         return;
+    collide_near_sort(s, m);
     if (m > COL_NEIGH_MAX)
         m = COL_NEIGH_MAX;
-    const uint32_t me_id = body_id(s, k);
     float sx = 0.0f, sy = 0.0f;
     for (size_t q = 0; q < m; q++) {
         uint32_t j = (uint32_t)s->col_near[q];
-        uint32_t o_id = body_id(s, j);
         float dx = mx - s->body_x[j], dy = my - s->body_y[j];
         float d = sqrtf(dx * dx + dy * dy);
         if (d < 1e-4f) {
             /* coincident: separate along a direction fixed by the ids */
+            uint32_t me_id = body_id(s, k), o_id = body_id(s, j);
             float a = (float)((me_id ^ o_id) % 628) * 0.01f;
             dx = cosf(a);
             dy = sinf(a);
@@ -380,10 +389,12 @@ void sim_move(sim_shard *s)
     float min = 2.0f * (float)s->cfg->entity_radius;
     broad b = broad_prepare(s, min);
     uint32_t n_bodies = 0;
-    /* one pass: integrate, count into the collision buckets */
+    /* one pass: NPC headings, integrate, count into the collision buckets */
     for (uint32_t i = 0; i < s->n_used; i++) {
-        if ((s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE &&
-            (s->dir_x[i] != 0.0f || s->dir_y[i] != 0.0f)) {
+        bool is_owned = (s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE;
+        if (is_owned && s->kind[i] == PROTO_KIND_NPC && s->tick >= s->wander_tick[i])
+            npc_wander(s, i);
+        if (is_owned && (s->dir_x[i] != 0.0f || s->dir_y[i] != 0.0f)) {
             float x = s->x[i] + s->dir_x[i] * s->speed[i] * dt;
             float y = s->y[i] + s->dir_y[i] * s->speed[i] * dt;
             clamp_world(s, &x, &y);

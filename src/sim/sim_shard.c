@@ -333,7 +333,6 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
     sim_items_tick(s);     /* store completions, cells to load, inventories */
     sim_log_tick_begin(s); /* arrivals and changes from the drain */
     sim_inputs_apply(s);
-    sim_npc_wander(s);
     sim_move(s);
 
     uint64_t sent0 = s->stats.states_sent, skipped0 = s->stats.states_skipped;
