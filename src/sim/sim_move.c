@@ -357,6 +357,16 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
 
 void sim_slots_sort(sim_shard *s)
 {
+    if (s->n_bodies == 0) { /* no movement step since the last renumbering (a new world) */
+        broad b = broad_prepare(s, 2.0f * (float)s->cfg->entity_radius);
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < s->n_used; i++)
+            if (is_body(s, i)) {
+                s->bucket_start[bucket_of(&b, s->x[i], s->y[i])]++;
+                n++;
+            }
+        broad_finish(s, &b, n);
+    }
     /* this tick's bodies in bucket order, then whatever else lives
      * (items, and anything that arrived since the movement step) */
     uint32_t *order = malloc(((size_t)s->n_used + 1) * sizeof *order);

@@ -192,6 +192,14 @@ void sim_shard_spawn_npcs(sim_shard *s)
         sim_entity_place(s, slot);
         s->n_owned++;
     }
+    /* a big world starts with its slots in place order, as the tick would
+     * sort them (sim_shard_step), rather than sorting a random order in
+     * its first tick */
+    if (s->sort_every && s->n_used > 0 && s->n_used >= s->sort_min) {
+        sim_slots_sort(s);
+        s->sorted_tick = s->tick;
+        s->sorted_used = s->n_used;
+    }
 }
 
 /* Tick of a HANDOFF or GHOSTS message (the u32 after the type). */
