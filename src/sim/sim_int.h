@@ -199,7 +199,10 @@ struct sim_shard {
     /* collision step scratch (sim_move.c), grown on demand */
     struct sim_disp *disp; /* this tick's collision displacements (nonzero only) */
     uint32_t n_disp, disp_cap;
-    struct sim_body *bodies; /* every body, sorted by bucket (rebuilt each tick) */
+    /* every body, sorted by bucket (rebuilt each tick); bodies_cap entries
+     * plus padding for the collision probe */
+    float *body_x, *body_y;
+    uint32_t *body_slot; /* | BODY_GHOST (sim_move.c) */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
     uint32_t crowd_every;              /* ticks between choices of a crowded view */
@@ -274,7 +277,7 @@ void sim_entity_place(sim_shard *s, uint32_t slot);   /* insert into grids */
 void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from grids */
 
 /* sim_move.c */
-void sim_npc_wander(sim_shard *s);
+/* NPC wandering, integration, collision, re-index: the tick's movement */
 void sim_move(sim_shard *s);
 void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y);
 /* Clamps a position from outside the shard into the world (NaN -> 0). */

@@ -4,8 +4,8 @@
  *
  * The replay world is a real sim_shard that holds only the cell's entities
  * and never runs sim_shard_step: the engine feeds it the logged records
- * and calls the very functions the live tick calls (sim_npc_wander,
- * sim_move), so there is one implementation of movement and collision.
+ * and calls the very function the live tick calls (sim_move: wandering,
+ * movement, collision), so there is one implementation of them.
  * Per tick record (format and timing in sim_log.c): the records before
  * STEP (arrivals, leaves, SETs, inputs), then the CONTACT bodies as ghosts
  * for the step only, the step, the records after it, and the HASH check.
@@ -223,7 +223,6 @@ static int replay_tick(replay *rp, const store_event *ev)
     int rc, phase = 0; /* 0 before STEP, 1 contacts, 2 after the step */
     while ((rc = sim_tl_next(&rd, &r, err, sizeof err)) == 1) {
         if (phase == 1 && r.type != SIM_TL_CONTACT) {
-            sim_npc_wander(w);
             sim_move(w);
             drop_contacts(rp);
             phase = 2;

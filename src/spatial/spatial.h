@@ -60,11 +60,14 @@ void spatial_grid_remove(spatial_grid *g, uint32_t item);
 /* Moves item to (x, y); cheap when it stays in its bucket. */
 void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y);
 
-/* Renumbers the items: item order[k] becomes item k for k < n; newof
- * (indexed by old item, length n_old) is the inverse, NONE (UINT32_MAX)
- * for items that are dropped. Cheaper than removing and inserting all. */
-void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n,
-                           const uint32_t *newof, uint32_t n_old);
+/* Moves every item i < n that is in the grid to (x[i], y[i]): what a
+ * spatial_grid_move of each would do, in one sequential pass (cheaper
+ * when most items moved). */
+void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y);
+
+/* Renumbers the items: item order[k] becomes item k for k < n; items not
+ * in order are dropped. Cheaper than removing and inserting all. */
+void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n);
 
 /* Calls fn(ctx, item) for every item in the buckets that intersect the
  * square [x-r, x+r] x [y-r, y+r]. The caller filters by exact distance.

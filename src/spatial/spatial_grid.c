@@ -137,40 +137,42 @@ void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y)
     spatial_grid_insert(g, item, x, y);
 }
 
-void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n,
-                           const uint32_t *newof, uint32_t n_old)
+void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y)
 {
-    /* links of dropped items are cut first, so no list reaches them */
-    for (uint32_t i = 0; i < n_old && i < g->cap; i++)
-        if (newof[i] == NONE && g->where[i] != NONE)
+    if (n > g->cap)
+        n = g->cap;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t w = g->where[i];
+        if (w == NONE)
+            continue;
+        uint32_t b = bucket_of(g, x[i], y[i]);
+        if (b != w) {
             unlink_item(g, i);
+            link(g, i, b);
+        }
+    }
+}
+
+void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n)
+{
     if (n > g->cap)
         grow_items(g, n);
-    uint32_t *next = malloc((size_t)g->cap * sizeof *next);
-    uint32_t *prev = malloc((size_t)g->cap * sizeof *prev);
-    uint32_t *where = malloc((size_t)g->cap * sizeof *where);
-    if (!next || !prev || !where)
-        core_die("out of memory");
-#define MAP(v) ((v) == NONE || (v) >= n_old ? NONE : newof[(v)])
+    /* The lists are rebuilt rather than mapped: it needs no new arrays
+     * (next, about to be rewritten, holds the new where meanwhile), and
+     * fresh memory is page faults (M1: a million items). Lists come out
+     * in ascending item order; nothing depends on the order in a bucket. */
+    uint32_t *tmp = g->next;
     for (uint32_t k = 0; k < n; k++) {
         uint32_t o = order[k];
-        bool in = o < g->cap && g->where[o] != NONE;
-        where[k] = in ? g->where[o] : NONE;
-        next[k] = in ? MAP(g->next[o]) : NONE;
-        prev[k] = in ? MAP(g->prev[o]) : NONE;
+        tmp[k] = o < g->cap ? g->where[o] : NONE;
     }
+    memcpy(g->where, tmp, (size_t)n * sizeof *tmp);
     for (uint32_t k = n; k < g->cap; k++)
-        where[k] = NONE;
-    size_t nb = (size_t)g->nx * g->ny;
-    for (size_t b = 0; b < nb; b++)
-        g->head[b] = MAP(g->head[b]);
-#undef MAP
-    free(g->next);
-    free(g->prev);
-    free(g->where);
-    g->next = next;
-    g->prev = prev;
-    g->where = where;
+        g->where[k] = NONE;
+    memset(g->head, 0xff, (size_t)g->nx * g->ny * sizeof *g->head);
+    for (uint32_t k = n; k-- > 0;)
+        if (g->where[k] != NONE)
+            link(g, k, g->where[k]);
 }
 
 static void range(const spatial_grid *g, float x, float y, float r, uint32_t *x0, uint32_t *x1,
