@@ -77,9 +77,8 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
     uint32_t slot = g->free_slots[g->free_head];
     g->free_head = (g->free_head + 1) % g->n_slots;
     g->n_free--;
-    gw_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        core_die("out of memory");
+    gw_conn *c = &g->conns[slot];
+    memset(c, 0, sizeof *c);
     c->fd = fd;
     c->id = (g->gens[slot] << GW_SLOT_BITS) | slot;
     c->state = GW_CONN_HTTP;
@@ -89,7 +88,6 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
     core_buf_init(&c->pend);
     core_buf_init(&c->extra);
     c->deadline_ms = g->now_ms + (uint64_t)g->cfg.handshake_timeout_s * 1000;
-    g->slots[slot] = c;
     if (slot + 1 > g->hi_slot)
         g->hi_slot = slot + 1;
     g->n_conns++;
@@ -117,8 +115,8 @@ gw_conn *gw_conn_find(gw *g, uint32_t id)
     uint32_t slot = id & GW_SLOT_MASK;
     if (slot >= g->n_slots)
         return NULL;
-    gw_conn *c = g->slots[slot];
-    return c && c->id == id ? c : NULL;
+    gw_conn *c = &g->conns[slot];
+    return c->id == id && c->state != GW_CONN_DEAD ? c : NULL;
 }
 
 void gw_conn_update_events(gw *g, gw_conn *c)
@@ -190,11 +188,8 @@ void gw_conn_close(gw *g, gw_conn *c)
     c->fd = -1;
     gw_addr_release(g, c->addr);
     uint32_t slot = c->id & GW_SLOT_MASK;
-    g->slots[slot] = NULL;
     g->gens[slot] = g->gens[slot] >= GW_GEN_MAX ? 1 : g->gens[slot] + 1;
-    g->free_slots[(g->free_head + g->n_free) % g->n_slots] = slot;
-    g->n_free++;
-    g->n_conns--;
+    g->n_conns--; /* the slot goes back to the free ring at the reap */
     core_gauge_set(g->g_conns, g->n_conns);
     c->state = GW_CONN_DEAD;
     c->next_dead = g->dead;
@@ -212,16 +207,22 @@ static void conn_free_bufs(gw_conn *c)
     if (c->is_ws_init)
         gw_ws_parser_free(&c->ws);
     free(c->up);
-    free(c);
 }
 
 void gw_conn_reap(gw *g)
 {
+    if (!g->dead)
+        return;
     while (g->dead) {
         gw_conn *c = g->dead;
         g->dead = c->next_dead;
         conn_free_bufs(c);
+        uint32_t slot = c->id & GW_SLOT_MASK;
+        memset(c, 0, sizeof *c);
+        g->free_slots[(g->free_head + g->n_free) % g->n_slots] = slot;
+        g->n_free++;
     }
+    gw_listener_resume(g); /* it waits for free slots as well as for n_conns */
 }
 
 void gw_conn_free(gw *g, gw_conn *c)

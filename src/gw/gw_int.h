@@ -5,12 +5,14 @@
  * Everything here belongs to the gateway thread (the one in gw_run), except
  * gw.stop_fd, which gw_stop writes from any thread or a signal handler.
  *
- * Connection lifetime: a gw_conn is found through its id (never a stored
- * pointer outside the slot table). gw_conn_close() closes the fd at once,
- * removes the id from the table (so later lookups and stale epoll events
- * miss), and parks the struct on a reap list that is freed at the end of
- * the loop round, so a caller up the stack may still read the struct
- * (check c->state == GW_CONN_DEAD after any call that can close). */
+ * Connection lifetime: a gw_conn is a record of g->conns, indexed by the
+ * slot of its id, and is found through its id (never a stored pointer
+ * outside the table). gw_conn_close() closes the fd at once, marks the
+ * record DEAD (so later lookups and stale epoll events miss), and parks
+ * it on a reap list emptied at the end of the loop round, so a caller up
+ * the stack may still read the record (check c->state == GW_CONN_DEAD
+ * after any call that can close); only the reap frees its buffers and
+ * gives the slot back, so a record is never reused within a round. */
 #ifndef GW_INT_H
 #define GW_INT_H
 #include <stdbool.h>
@@ -63,12 +65,13 @@ typedef struct gw_upgrade {
     uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
 } gw_upgrade;
 
-/* One connection. An idle WebSocket session costs this struct and no
- * buffer: every buffer is freed as soon as it drains, and what only the
- * upgrade needs lives in `up` until the session starts. */
+/* One connection. An idle WebSocket session costs this record (in one
+ * array, no allocation of its own) and no buffer: every buffer is freed
+ * as soon as it drains, and what only the upgrade needs lives in `up`
+ * until the session starts. */
 typedef struct gw_conn {
     int fd;
-    uint32_t id; /* (gen << 20) | slot; also the WebSocket session id */
+    uint32_t id; /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
     gw_conn_state state;
     uint32_t ev_mask; /* epoll events currently registered */
     uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
@@ -146,7 +149,9 @@ struct gw {
     uint64_t now_ms;   /* cached at the top of each round */
     uint32_t n_sweeps; /* timer rounds so far */
 
-    gw_conn **slots; /* slot -> connection or NULL; n_slots entries */
+    /* slot -> connection record, n_slots entries (calloc'd: the pages of
+     * slots never used are never touched); id 0 = unused */
+    gw_conn *conns;
     uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
     /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
      * stale id (a late shard frame, a login result) almost never meets
@@ -206,6 +211,12 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
 /* The printable form of a connection's address key (for logs). */
 void gw_addr_format(const uint8_t addr[16], char *out, size_t cap);
 gw_conn *gw_conn_find(gw *g, uint32_t id);
+/* The open connection in slot (< n_slots), or NULL (unused or closed). */
+static inline gw_conn *gw_conn_at(gw *g, uint32_t slot)
+{
+    gw_conn *c = &g->conns[slot];
+    return c->id && c->state != GW_CONN_DEAD ? c : NULL;
+}
 /* Recomputes the epoll interest (EPOLLIN unless waiting or full, EPOLLOUT
  * while out is non-empty). */
 void gw_conn_update_events(gw *g, gw_conn *c);
