@@ -36,6 +36,9 @@
 
 /* ---- table and lifetime ---- */
 
+/* An idle session costs its record: keep it in budget. */
+_Static_assert(sizeof(gw_conn) <= 256, "gw_conn grew past 256 bytes");
+
 static core_log_ids log_ids(const gw_conn *c)
 {
     core_log_ids ids = {.conn = c->id, .shard = -1};
@@ -522,7 +525,7 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
     c->state = GW_CONN_WS;
     c->deadline_ms = 0;
     c->last_rx_ms = g->now_ms;
-    c->tokens = g->cfg.msgs_burst;
+    c->tokens = (float)g->cfg.msgs_burst;
     c->tokens_ms = g->now_ms;
     c->account_id = claims->account_id;
 
@@ -553,12 +556,11 @@ static void reject(gw *g, gw_conn *c, proto_err e)
 static bool rate_take(gw *g, gw_conn *c)
 {
     double rate = g->cfg.msgs_per_s;
-    c->tokens += (double)(g->now_ms - c->tokens_ms) * rate / 1000.0;
-    if (c->tokens > g->cfg.msgs_burst)
-        c->tokens = g->cfg.msgs_burst;
+    double tokens = c->tokens + (double)(g->now_ms - c->tokens_ms) * rate / 1000.0;
+    c->tokens = tokens > g->cfg.msgs_burst ? (float)g->cfg.msgs_burst : (float)tokens;
     c->tokens_ms = g->now_ms;
-    if (c->tokens >= 1.0) {
-        c->tokens -= 1.0;
+    if (c->tokens >= 1.0f) {
+        c->tokens -= 1.0f;
         return true;
     }
     /* Sustained abuse (protocol: "3x the rate for 2 s"): a 1 s window is

@@ -65,59 +65,56 @@ typedef struct gw_upgrade {
     uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
 } gw_upgrade;
 
-/* One connection. An idle WebSocket session costs this record (in one
- * array, no allocation of its own) and no buffer: every buffer is freed
- * as soon as it drains, and what only the upgrade needs lives in `up`
- * until the session starts. */
+/* One connection. An idle WebSocket session costs this record (256 bytes
+ * in one array, no allocation of its own) and no buffer: every buffer is
+ * freed as soon as it drains, and what only the upgrade needs lives in
+ * `up` until the session starts. */
 typedef struct gw_conn {
     int fd;
-    uint32_t id; /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
-    gw_conn_state state;
-    uint32_t ev_mask; /* epoll events currently registered */
+    uint32_t id;       /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
+    uint32_t ev_mask;  /* epoll events currently registered */
+    uint8_t state;     /* gw_conn_state */
+    bool is_touched : 1;           /* on g->touched for the end-of-round write */
+    bool is_flush_extra : 1;       /* next flush sends extra even without a STATE */
+    bool is_extra_waiting : 1;     /* on g->extra_wait: extra waits for its shard's tick */
+    bool is_close_after_flush : 1; /* close the fd as soon as out drains */
+    bool is_ws_init : 1;           /* ws parser initialised (needs freeing) */
+    bool is_joined : 1;            /* JOIN sent and LEAVE not yet */
+    bool is_pinged : 1;            /* a heartbeat ping went out since the last frame */
+    bool is_welcomed : 1;          /* a shard frame (WELCOME first) has been queued */
+    bool is_head : 1;              /* current request is HEAD (respond without body) */
+    bool is_keep_alive : 1;        /* current request keeps the connection */
+    bool is_upgrade_wait : 1;      /* LOGIN_WAIT for the player load of an upgrade */
+    bool needs_reset : 1;          /* a STATE was dropped: deltas wait for a RESET STATE */
+    uint16_t route_shard;          /* shard that owns the session's entity */
+    uint16_t close_code;           /* the code that ended the session (logs, metrics) */
     uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
+    uint32_t entity_id; /* 0 until ROUTE tells us */
 
     core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
     core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
     core_buf pend;           /* latest unsent STATE payload (records, no WS header) */
     core_buf extra;          /* gateway-made records (PONG, ERROR) riding on the next message */
+    gw_ws_parser ws;         /* valid when is_ws_init */
+    gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
+    const char *close_reason;  /* static text */
+    struct gw_conn *next_dead; /* reap list link */
     uint64_t extra_since_ms; /* when extra became non-empty */
-
-    bool is_touched;           /* on g->touched for the end-of-round write */
-    bool is_flush_extra;       /* next flush sends extra even without a STATE */
-    bool is_extra_waiting;     /* on g->extra_wait: extra waits for its shard's tick */
-    bool is_close_after_flush; /* close the fd as soon as out drains */
-    bool is_ws_init;           /* ws parser initialised (needs freeing) */
-    bool is_joined;            /* JOIN sent and LEAVE not yet */
-    bool is_pinged;            /* a heartbeat ping went out since the last frame */
-    bool is_welcomed;          /* a shard frame (WELCOME first) has been queued */
-    bool is_head;              /* current request is HEAD (respond without body) */
-    bool is_keep_alive;        /* current request keeps the connection */
-    bool is_upgrade_wait;      /* LOGIN_WAIT for the player load of an upgrade */
-    bool needs_reset;          /* a STATE was dropped: deltas wait for a RESET STATE */
-    uint16_t route_shard;      /* shard that owns the session's entity */
-    uint16_t close_code;       /* the code that ended the session (logs, metrics) */
-    gw_upgrade *up;            /* while an upgrade waits for its player record, else NULL */
+    uint64_t deadline_ms;    /* HTTP head/body deadline or close deadline; 0 = none */
+    uint64_t last_rx_ms;     /* last received WebSocket frame (or the upgrade) */
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
-    uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
-    uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
-
-    gw_ws_parser ws;    /* valid when is_ws_init */
-    uint32_t entity_id; /* 0 until ROUTE tells us */
     uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
 
     uint32_t drops_total;     /* records dropped by the rate limit, ever */
-    double tokens;            /* message token bucket: records allowed now */
-    uint64_t tokens_ms;       /* last refill */
+    float tokens;             /* message token bucket: records allowed now */
     uint32_t drops_window;    /* dropped in the current 1 s window */
     uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
+    uint64_t tokens_ms;       /* last refill */
     uint64_t drops_window_ms; /* start of that window */
     uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
     uint64_t errors_window_ms;
-
-    const char *close_reason;  /* static text */
-    struct gw_conn *next_dead; /* reap list link */
 } gw_conn;
 
 /* Per-address connection counts: open addressing, linear probing,
