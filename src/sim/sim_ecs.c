@@ -212,11 +212,13 @@ void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
 {
     if (k < c->known_cap)
         return;
-    /* Start small and grow by half (doubling below 32): a crowd of 40
-     * costs a table of 48, not of aoi_max_entities. */
+    /* Start small, double up to 32, then grow 8 entries (32 bytes) at a
+     * time: a crowd of 41 costs a table of 48, one of 50 a table of 56
+     * (not 72), never aoi_max_entities. Views grow a few entries a tick
+     * at most, so the extra reallocs are few. */
     uint32_t max = (uint32_t)s->cfg->aoi_max_entities, cap = c->known_cap;
     while (cap <= k)
-        cap = cap < 8 ? 8 : cap < 32 ? cap * 2 : cap + cap / 2;
+        cap = cap < 8 ? 8 : cap < 32 ? cap * 2 : cap + 8;
     if (cap > max)
         cap = max;
     if (k >= cap || cap > UINT16_MAX)
