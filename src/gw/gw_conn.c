@@ -37,7 +37,7 @@
 /* ---- table and lifetime ---- */
 
 /* An idle session costs its record: keep it in budget. */
-_Static_assert(sizeof(gw_conn) <= 256, "gw_conn grew past 256 bytes");
+_Static_assert(sizeof(gw_conn) <= 224, "gw_conn grew past 224 bytes");
 
 static core_log_ids log_ids(const gw_conn *c)
 {
@@ -210,6 +210,7 @@ static void conn_free_bufs(gw_conn *c)
     if (c->is_ws_init)
         gw_ws_parser_free(&c->ws);
     free(c->up);
+    free(c->rate);
 }
 
 void gw_conn_reap(gw *g)
@@ -525,12 +526,44 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
     c->state = GW_CONN_WS;
     c->deadline_ms = 0;
     c->last_rx_ms = g->now_ms;
-    c->tokens = (float)g->cfg.msgs_burst;
-    c->tokens_ms = g->now_ms;
     c->account_id = claims->account_id;
 
     gw_session_enter(g, c, claims->username, spawn, resume);
     return c->state == GW_CONN_WS ? 0 : -1;
+}
+
+/* c's rate state, made fresh (a full bucket, no window) if at rest. */
+static gw_rate *rate_get(gw *g, gw_conn *c)
+{
+    if (!c->rate) {
+        c->rate = calloc(1, sizeof *c->rate);
+        if (!c->rate)
+            core_die("out of memory");
+        c->rate->tokens = (float)g->cfg.msgs_burst;
+        c->rate->tokens_ms = g->now_ms;
+    }
+    return c->rate;
+}
+
+/* The bucket refilled to now (capped at the burst). */
+static double rate_tokens(const gw *g, const gw_rate *r)
+{
+    double tokens = r->tokens + (double)(g->now_ms - r->tokens_ms) * g->cfg.msgs_per_s / 1000.0;
+    return tokens > g->cfg.msgs_burst ? g->cfg.msgs_burst : tokens;
+}
+
+/* Frees c's rate state when a fresh one would behave the same: the
+ * bucket is full again, the ERROR window is over, and the drop window
+ * can no longer count as hot (see rate_take). */
+static void rate_rest(gw *g, gw_conn *c)
+{
+    const gw_rate *r = c->rate;
+    uint32_t hot = 2u * (uint32_t)g->cfg.msgs_per_s;
+    if (r && rate_tokens(g, r) >= g->cfg.msgs_burst && g->now_ms - r->errors_window_ms >= 1000 &&
+        (r->drops_window <= hot || g->now_ms - r->drops_window_ms >= 2000)) {
+        free(c->rate);
+        c->rate = NULL;
+    }
 }
 
 /* Queues an ERROR record (at most GW_ERRORS_PER_S a second; every
@@ -538,16 +571,17 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
 static void reject(gw *g, gw_conn *c, proto_err e)
 {
     core_counter_add(g->c_rejected[e], 1);
-    if (g->now_ms - c->errors_window_ms >= 1000) {
-        c->errors_window_ms = g->now_ms;
-        c->errors_window = 0;
+    gw_rate *r = rate_get(g, c);
+    if (g->now_ms - r->errors_window_ms >= 1000) {
+        r->errors_window_ms = g->now_ms;
+        r->errors_window = 0;
     }
-    if (c->errors_window >= GW_ERRORS_PER_S)
+    if (r->errors_window >= GW_ERRORS_PER_S)
         return;
     const char *name = proto_err_name(e);
     if (!extra_room(g, c, strlen(name) + 8))
         return;
-    c->errors_window++;
+    r->errors_window++;
     proto_write_error(&c->extra, e, name);
 }
 
@@ -555,12 +589,11 @@ static void reject(gw *g, gw_conn *c, proto_err e)
  * dropped (c may then be closing). */
 static bool rate_take(gw *g, gw_conn *c)
 {
-    double rate = g->cfg.msgs_per_s;
-    double tokens = c->tokens + (double)(g->now_ms - c->tokens_ms) * rate / 1000.0;
-    c->tokens = tokens > g->cfg.msgs_burst ? (float)g->cfg.msgs_burst : (float)tokens;
-    c->tokens_ms = g->now_ms;
-    if (c->tokens >= 1.0f) {
-        c->tokens -= 1.0f;
+    gw_rate *r = rate_get(g, c);
+    r->tokens = (float)rate_tokens(g, r);
+    r->tokens_ms = g->now_ms;
+    if (r->tokens >= 1.0f) {
+        r->tokens -= 1.0f;
         return true;
     }
     /* Sustained abuse (protocol: "3x the rate for 2 s"): a 1 s window is
@@ -569,19 +602,19 @@ static bool rate_take(gw *g, gw_conn *c)
      * the connection. A single burst heats one window and is forgiven. */
     uint32_t hot = 2u * (uint32_t)g->cfg.msgs_per_s;
     c->drops_total++;
-    if (g->now_ms - c->drops_window_ms >= 1000) {
-        bool was_hot = c->drops_window > hot && g->now_ms - c->drops_window_ms < 2000;
+    if (g->now_ms - r->drops_window_ms >= 1000) {
+        bool was_hot = r->drops_window > hot && g->now_ms - r->drops_window_ms < 2000;
         if (!was_hot)
-            c->abuse_since_ms = 0;
-        c->drops_window_ms = g->now_ms;
-        c->drops_window = 0;
+            r->abuse_since_ms = 0;
+        r->drops_window_ms = g->now_ms;
+        r->drops_window = 0;
     }
-    c->drops_window++;
-    if (c->drops_window == hot + 1 && c->abuse_since_ms == 0)
-        c->abuse_since_ms = c->drops_window_ms;
+    r->drops_window++;
+    if (r->drops_window == hot + 1 && r->abuse_since_ms == 0)
+        r->abuse_since_ms = r->drops_window_ms;
     reject(g, c, PROTO_ERR_RATE_LIMITED);
     bool abused =
-        c->drops_window > hot && c->abuse_since_ms && g->now_ms - c->abuse_since_ms >= GW_ABUSE_MS;
+        r->drops_window > hot && r->abuse_since_ms && g->now_ms - r->abuse_since_ms >= GW_ABUSE_MS;
     if (c->state == GW_CONN_WS && (c->drops_total >= GW_DROPS_TOTAL_MAX || abused))
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "rate limit exceeded", true);
     return false;
@@ -794,6 +827,7 @@ void gw_conn_sweep(gw *g, gw_conn *c)
     }
     if (c->state != GW_CONN_WS)
         return;
+    rate_rest(g, c);
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= (uint64_t)g->cfg.ping_timeout_s * 1000) {
         gw_conn_ws_close(g, c, GW_WS_CLOSE_HEARTBEAT, "heartbeat timeout", false);

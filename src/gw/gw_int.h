@@ -65,7 +65,21 @@ typedef struct gw_upgrade {
     uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
 } gw_upgrade;
 
-/* One connection. An idle WebSocket session costs this record (256 bytes
+/* A connection's message rate limit while it is in use: the token bucket
+ * and the 1 s windows of drops and ERRORs. A connection at rest (bucket
+ * full, windows over: gw_conn_sweep checks) holds none, which behaves
+ * exactly like a fresh one. */
+typedef struct gw_rate {
+    float tokens;             /* records allowed now */
+    uint32_t drops_window;    /* dropped in the current 1 s window */
+    uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
+    uint64_t tokens_ms;       /* last refill */
+    uint64_t drops_window_ms; /* start of that window */
+    uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
+    uint64_t errors_window_ms;
+} gw_rate;
+
+/* One connection. An idle WebSocket session costs this record (224 bytes
  * in one array, no allocation of its own) and no buffer: every buffer is
  * freed as soon as it drains, and what only the upgrade needs lives in
  * `up` until the session starts. */
@@ -107,14 +121,8 @@ typedef struct gw_conn {
     uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
 
-    uint32_t drops_total;     /* records dropped by the rate limit, ever */
-    float tokens;             /* message token bucket: records allowed now */
-    uint32_t drops_window;    /* dropped in the current 1 s window */
-    uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
-    uint64_t tokens_ms;       /* last refill */
-    uint64_t drops_window_ms; /* start of that window */
-    uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
-    uint64_t errors_window_ms;
+    uint32_t drops_total; /* records dropped by the rate limit, ever */
+    gw_rate *rate;        /* owned; NULL at rest (a full bucket) */
 } gw_conn;
 
 /* Per-address connection counts: open addressing, linear probing,
