@@ -65,6 +65,18 @@ typedef struct gw_upgrade {
     uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
 } gw_upgrade;
 
+/* A connection's buffers and WebSocket parser, allocated while any of
+ * them holds something: an idle session points at g->io_none, the empty
+ * one, which is never written (gw_conn_io before any write). */
+typedef struct gw_io {
+    core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
+    core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
+    core_buf pend;           /* latest unsent STATE payload (records, no WS header) */
+    core_buf extra;          /* gateway-made records (PONG, ERROR) riding on the next message */
+    uint64_t extra_since_ms; /* when extra became non-empty */
+    gw_ws_parser ws;         /* valid when the connection's is_ws_init */
+} gw_io;
+
 /* A connection's message rate limit while it is in use: the token bucket
  * and the 1 s windows of drops and ERRORs. A connection at rest (bucket
  * full, windows over: gw_conn_sweep checks) holds none, which behaves
@@ -79,10 +91,10 @@ typedef struct gw_rate {
     uint64_t errors_window_ms;
 } gw_rate;
 
-/* One connection. An idle WebSocket session costs this record (224 bytes
- * in one array, no allocation of its own) and no buffer: every buffer is
- * freed as soon as it drains, and what only the upgrade needs lives in
- * `up` until the session starts. */
+/* One connection. An idle WebSocket session costs this record (128 bytes
+ * in one array, no allocation of its own) and nothing else: its buffers
+ * and parser (io) are freed as soon as they drain, and what only the
+ * upgrade needs lives in `up` until the session starts. */
 typedef struct gw_conn {
     int fd;
     uint32_t id;       /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
@@ -105,15 +117,10 @@ typedef struct gw_conn {
     uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
     uint32_t entity_id; /* 0 until ROUTE tells us */
 
-    core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
-    core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
-    core_buf pend;           /* latest unsent STATE payload (records, no WS header) */
-    core_buf extra;          /* gateway-made records (PONG, ERROR) riding on the next message */
-    gw_ws_parser ws;         /* valid when is_ws_init */
+    gw_io *io;               /* owned, or &g->io_none (all empty: never written) */
     gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
     const char *close_reason;  /* static text */
     struct gw_conn *next_dead; /* reap list link */
-    uint64_t extra_since_ms; /* when extra became non-empty */
     uint64_t deadline_ms;    /* HTTP head/body deadline or close deadline; 0 = none */
     uint64_t last_rx_ms;     /* last received WebSocket frame (or the upgrade) */
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
@@ -157,6 +164,7 @@ struct gw {
     /* slot -> connection record, n_slots entries (calloc'd: the pages of
      * slots never used are never touched); id 0 = unused */
     gw_conn *conns;
+    gw_io io_none; /* the io of every connection with nothing buffered; all zero, never written */
     uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
     /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
      * stale id (a late shard frame, a login result) almost never meets
@@ -222,6 +230,9 @@ static inline gw_conn *gw_conn_at(gw *g, uint32_t slot)
     gw_conn *c = &g->conns[slot];
     return c->id && c->state != GW_CONN_DEAD ? c : NULL;
 }
+/* c's io, allocated (buffers empty, parser fresh) if c had none: call
+ * before writing to any of c->io's fields. */
+gw_io *gw_conn_io(gw *g, gw_conn *c);
 /* Recomputes the epoll interest (EPOLLIN unless waiting or full, EPOLLOUT
  * while out is non-empty). */
 void gw_conn_update_events(gw *g, gw_conn *c);
