@@ -37,7 +37,7 @@
 /* ---- table and lifetime ---- */
 
 /* An idle session costs its record: keep it in budget. */
-_Static_assert(sizeof(gw_conn) <= 128, "gw_conn grew past 128 bytes");
+_Static_assert(sizeof(gw_conn) <= 112, "gw_conn grew past 112 bytes");
 
 gw_io *gw_conn_io(gw *g, gw_conn *c)
 {
@@ -213,10 +213,8 @@ void gw_conn_close(gw *g, gw_conn *c)
     if (c->state == GW_CONN_WS) {
         /* Ended without a close handshake (reset, EOF, write error). */
         c->close_code = 1006;
-        c->close_reason = "connection lost";
         core_counter_add(close_counter(g, 1006), 1);
-        core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=1006 reason=\"%s\"",
-                 c->close_reason);
+        core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=1006 reason=\"connection lost\"");
     }
     gw_conn_leave(g, c);
     /* Closing with unread input makes the kernel send RST, which can
@@ -233,7 +231,7 @@ void gw_conn_close(gw *g, gw_conn *c)
     core_gauge_set(g->g_conns, g->n_conns);
     c->state = GW_CONN_DEAD;
     c->next_dead = g->dead;
-    g->dead = c;
+    g->dead = (c->id & GW_SLOT_MASK) + 1;
     core_log(CORE_LOG_DEBUG, "gw", &ids, "connection closed");
     gw_listener_resume(g);
 }
@@ -258,7 +256,7 @@ void gw_conn_reap(gw *g)
     if (!g->dead)
         return;
     while (g->dead) {
-        gw_conn *c = g->dead;
+        gw_conn *c = &g->conns[g->dead - 1];
         g->dead = c->next_dead;
         conn_free_bufs(g, c);
         uint32_t slot = c->id & GW_SLOT_MASK;
@@ -539,7 +537,6 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
         return;
     (void)gw_conn_io(g, c);
     c->close_code = code;
-    c->close_reason = reason;
     /* Records the gateway owes the client (the ERRORs that explain this
      * close, PONGs) go out before the close frame; stale state does not. */
     if (c->io->extra.len) {

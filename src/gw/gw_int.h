@@ -91,7 +91,7 @@ typedef struct gw_rate {
     uint64_t errors_window_ms;
 } gw_rate;
 
-/* One connection. An idle WebSocket session costs this record (128 bytes
+/* One connection. An idle WebSocket session costs this record (112 bytes
  * in one array, no allocation of its own) and nothing else: its buffers
  * and parser (io) are freed as soon as they drain, and what only the
  * upgrade needs lives in `up` until the session starts. */
@@ -119,8 +119,6 @@ typedef struct gw_conn {
 
     gw_io *io;               /* owned, or &g->io_none (all empty: never written) */
     gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
-    const char *close_reason;  /* static text */
-    struct gw_conn *next_dead; /* reap list link */
     uint64_t deadline_ms;    /* HTTP head/body deadline or close deadline; 0 = none */
     uint64_t last_rx_ms;     /* last received WebSocket frame (or the upgrade) */
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
@@ -129,6 +127,7 @@ typedef struct gw_conn {
     uint32_t account_id;
 
     uint32_t drops_total; /* records dropped by the rate limit, ever */
+    uint32_t next_dead;   /* reap list: slot + 1 of the next record, 0 = the end */
     gw_rate *rate;        /* owned; NULL at rest (a full bucket) */
 } gw_conn;
 
@@ -188,7 +187,7 @@ struct gw {
      * (gw_conn_extra_begin); entries may be stale (closed, already sent) */
     uint32_t *extra_wait;
     uint32_t n_extra_wait, cap_extra_wait;
-    gw_conn *dead; /* reap list */
+    uint32_t dead; /* reap list: slot + 1 of its first record, 0 = empty */
 
     core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
     size_t inputs_count_at[BUS_MAX_SHARDS];
