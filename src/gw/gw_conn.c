@@ -13,7 +13,7 @@
  *         next message a shard sends (protocol: at most one message per
  *         client per tick, possibly several records), or go alone when the
  *         shard's next tick brought no STATE for the client (an idle
- *         client gets one a second: gw_conn_extras_tick), and at the
+ *         client gets one every keepalive_s: gw_conn_extras_tick), and at the
  *         latest after GW_EXTRA_MAX_AGE_MS (the sweep).
  * A flush is one sendmsg of [out][ws header, pend, extra]. If the write
  * reaches into the pending message, its unwritten rest moves to out (a

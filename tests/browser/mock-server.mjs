@@ -1,7 +1,7 @@
 /* mock-server.mjs - a tiny stand-in for `tessera serve`, for working on
  * the web client without the C server: serves web/, /healthz, /api/login
  * (any valid name/password), and /ws with WELCOME and STATEs (each tick
- * with news, else one a second) for a toy world (NPCs wander, players move
+ * with news, else one every 5 s) for a toy world (NPCs wander, players move
  * by INPUT, AOI radius 100, two shards split at x = world_w / 2). Written from docs/protocol.md.
  * Not a conformance reference: the real server is.
  *

@@ -2,7 +2,7 @@
  * authoritative movement, input validation, area of interest against a
  * brute-force distance check (and exact positions), the interest budget,
  * handoff across a shard border with no input lost or applied twice, and
- * STATEs only when there is news (a keepalive once a second). */
+ * STATEs only when there is news (a keepalive every keepalive_s). */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
