@@ -37,7 +37,7 @@
 /* ---- table and lifetime ---- */
 
 /* An idle session costs its record: keep it in budget. */
-_Static_assert(sizeof(gw_conn) <= 112, "gw_conn grew past 112 bytes");
+_Static_assert(sizeof(gw_conn) <= 104, "gw_conn grew past 104 bytes");
 
 gw_io *gw_conn_io(gw *g, gw_conn *c)
 {
@@ -758,9 +758,9 @@ static size_t ws_process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
             gw_conn_touch(g, c);
             return len;
         }
-        if (used > 0) {
-            c->last_rx_ms = g->now_ms; /* any frame (or fragment) is activity */
-            c->is_pinged = false;
+        if (used > 0 && c->state == GW_CONN_WS) {
+            c->last_rx_ms = g->now_ms; /* any frame (or fragment) is activity; */
+            c->is_pinged = false;      /* CLOSING keeps its deadline instead */
         }
         if (rc == 1)
             on_ws_event(g, c, &ev);

@@ -91,7 +91,7 @@ typedef struct gw_rate {
     uint64_t errors_window_ms;
 } gw_rate;
 
-/* One connection. An idle WebSocket session costs this record (112 bytes
+/* One connection. An idle WebSocket session costs this record (104 bytes
  * in one array, no allocation of its own) and nothing else: its buffers
  * and parser (io) are freed as soon as they drain, and what only the
  * upgrade needs lives in `up` until the session starts. */
@@ -119,8 +119,13 @@ typedef struct gw_conn {
 
     gw_io *io;               /* owned, or &g->io_none (all empty: never written) */
     gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
-    uint64_t deadline_ms;    /* HTTP head/body deadline or close deadline; 0 = none */
-    uint64_t last_rx_ms;     /* last received WebSocket frame (or the upgrade) */
+    /* One or the other by state (the sweep reads each in its own):
+     * HTTP, LOGIN_WAIT and CLOSING have a deadline, an open session
+     * (WS) the time of its last frame. */
+    union {
+        uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
+        uint64_t last_rx_ms;  /* WS: last received WebSocket frame (or the upgrade) */
+    };
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
     uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
