@@ -99,7 +99,7 @@
  * it logs in again with the remembered credentials first. A refused login
  * (400/401) stops reconnecting (status "closed"). The backoff resets after
  * a session that ran for 5 s past its WELCOME. A session silent for 10 s
- * (the server sends a STATE at least once a second, every tick while
+ * (the server sends a STATE at least every 5 s, every tick while
  * something near moves) is treated as dead and replaced.
  */
 

@@ -21,14 +21,18 @@ void core_buf_free(core_buf *b)
 uint8_t *core_buf_reserve(core_buf *b, size_t extra)
 {
     if (b->cap - b->len < extra) {
+        if (extra > UINT32_MAX - b->len)
+            core_die("buffer of %u bytes cannot grow by %zu", (unsigned)b->len, extra);
         size_t cap = b->cap ? b->cap : 64;
         while (cap - b->len < extra)
             cap *= 2;
+        if (cap > UINT32_MAX)
+            cap = UINT32_MAX;
         uint8_t *p = realloc(b->data, cap);
         if (!p)
             core_die("out of memory growing a buffer to %zu bytes", cap);
         b->data = p;
-        b->cap = cap;
+        b->cap = (uint32_t)cap;
     }
     return b->data + b->len;
 }

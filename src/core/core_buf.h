@@ -12,10 +12,12 @@
 #include <stdint.h>
 #include <string.h>
 
+/* 16 bytes: buffers live in every connection and client record, and
+ * none comes near 4 GiB (growing past UINT32_MAX aborts). */
 typedef struct core_buf {
     uint8_t *data; /* owned; NULL when cap == 0 */
-    size_t len;    /* bytes used */
-    size_t cap;    /* bytes allocated */
+    uint32_t len;  /* bytes used */
+    uint32_t cap;  /* bytes allocated */
 } core_buf;
 
 void core_buf_init(core_buf *b);

@@ -72,6 +72,7 @@ static const key_desc keys[] = {
     K_INT(cell_size, "region cell side (units)"),
     K_INT(shards, "shard threads (0 = number of cores)"),
     K_INT(tick_hz, "simulation ticks per second"),
+    K_INT(keepalive_s, "a client with no news gets an empty STATE this often (s, 1..9)"),
     K_INT(npcs, "wandering NPCs in the world"),
     K_U64(seed, "world seed"),
     K_STR(map_file, "static obstacle map file (empty = none)"),
@@ -155,6 +156,7 @@ void core_config_defaults(core_config *c)
     c->cell_size = 256;
     c->shards = 0;
     c->tick_hz = 20;
+    c->keepalive_s = 5;
     c->npcs = 300;
     c->seed = 1;
     default_map(c->map_file, sizeof c->map_file);
@@ -410,6 +412,8 @@ int core_config_validate(const core_config *c, char *err, size_t err_len)
           "too many cells (max 65536)");
     CHECK(c->shards >= 0 && c->shards <= 64, "shards must be 0..64");
     CHECK(c->tick_hz >= 1 && c->tick_hz <= 120, "tick_hz must be 1..120");
+    /* clients (web/tessera.js, bots) give up after 10 s without a message */
+    CHECK(c->keepalive_s >= 1 && c->keepalive_s <= 9, "keepalive_s must be 1..9");
     CHECK(c->npcs >= 0 && c->npcs <= 2000000, "npcs must be 0..2000000");
     CHECK(c->player_speed > 0 && c->player_speed < 1000, "player_speed must be in (0, 1000)");
     CHECK(c->npc_speed >= 0 && c->npc_speed < 1000, "npc_speed must be in [0, 1000)");

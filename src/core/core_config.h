@@ -49,6 +49,7 @@ typedef struct core_config {
     int cell_size;                    /* region cell side in units */
     int shards;                       /* shard threads; 0 = number of cores */
     int tick_hz;                      /* simulation rate */
+    int keepalive_s;                  /* a quiet client gets a STATE this often (s) */
     int npcs;                         /* wandering NPCs in the whole world */
     uint64_t seed;                    /* world seed (NPC spawns, wandering) */
     char map_file[CORE_CONFIG_STR];   /* static obstacles; empty = none */

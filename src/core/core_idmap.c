@@ -43,7 +43,7 @@ void core_idmap_put(core_idmap *m, uint32_t key, uint32_t val)
 {
     if (key == 0)
         core_die("core_idmap: key 0");
-    if ((m->n + 1) * 2 > m->cap)
+    if ((m->n + 1) * 4 > m->cap * 3)
         grow(m);
     size_t mask = m->cap - 1;
     for (size_t i = core_mix32(key) & mask;; i = (i + 1) & mask) {

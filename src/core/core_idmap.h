@@ -13,7 +13,7 @@ typedef struct core_idmap {
     uint32_t *keys; /* 0 = empty */
     uint32_t *vals;
     size_t cap; /* power of two */
-    size_t n;   /* live entries; kept <= cap / 2 */
+    size_t n;   /* live entries; kept <= 3 / 4 of cap (8 bytes a slot: 11-21 an entry) */
 } core_idmap;
 
 void core_idmap_init(core_idmap *m);

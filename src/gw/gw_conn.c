@@ -13,7 +13,7 @@
  *         next message a shard sends (protocol: at most one message per
  *         client per tick, possibly several records), or go alone when the
  *         shard's next tick brought no STATE for the client (an idle
- *         client gets one a second: gw_conn_extras_tick), and at the
+ *         client gets one every keepalive_s: gw_conn_extras_tick), and at the
  *         latest after GW_EXTRA_MAX_AGE_MS (the sweep).
  * A flush is one sendmsg of [out][ws header, pend, extra]. If the write
  * reaches into the pending message, its unwritten rest moves to out (a
@@ -35,6 +35,49 @@
 #include "gw_int.h"
 
 /* ---- table and lifetime ---- */
+
+/* An idle session costs its record: keep it in budget. */
+_Static_assert(sizeof(gw_conn) <= 104, "gw_conn grew past 104 bytes");
+
+gw_io *gw_conn_io(gw *g, gw_conn *c)
+{
+    if (c->io != &g->io_none)
+        return c->io;
+    gw_io *io = calloc(1, sizeof *io); /* zero: empty buffers */
+    if (!io)
+        core_die("out of memory");
+    if (c->is_ws_init)
+        gw_ws_parser_init(&io->ws, (size_t)g->cfg.max_message_bytes);
+    c->io = io;
+    return io;
+}
+
+/* Frees c's drained buffers, and its io once nothing is left in it and
+ * the parser is between messages (a fresh one would behave the same).
+ * Never while a caller up the stack holds pointers into c->io. */
+static void io_trim(gw *g, gw_conn *c)
+{
+    gw_io *io = c->io;
+    if (io == &g->io_none)
+        return;
+    if (io->in.len == 0)
+        core_buf_free(&io->in);
+    if (io->out.len == 0)
+        core_buf_free(&io->out);
+    if (io->pend.len == 0)
+        core_buf_free(&io->pend);
+    if (io->extra.len == 0)
+        core_buf_free(&io->extra);
+    if (io->in.cap || io->out.cap || io->pend.cap || io->extra.cap)
+        return;
+    if (c->is_ws_init) {
+        const gw_ws_parser *p = &io->ws;
+        if (p->frag.cap || p->frag_opcode || p->utf8_state || p->closed)
+            return;
+    }
+    free(io);
+    c->io = &g->io_none;
+}
 
 static core_log_ids log_ids(const gw_conn *c)
 {
@@ -77,19 +120,14 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
     uint32_t slot = g->free_slots[g->free_head];
     g->free_head = (g->free_head + 1) % g->n_slots;
     g->n_free--;
-    gw_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        core_die("out of memory");
+    gw_conn *c = &g->conns[slot];
+    memset(c, 0, sizeof *c);
     c->fd = fd;
     c->id = (g->gens[slot] << GW_SLOT_BITS) | slot;
     c->state = GW_CONN_HTTP;
     memcpy(c->addr, addr, 16);
-    core_buf_init(&c->in);
-    core_buf_init(&c->out);
-    core_buf_init(&c->pend);
-    core_buf_init(&c->extra);
+    c->io = &g->io_none;
     c->deadline_ms = g->now_ms + (uint64_t)g->cfg.handshake_timeout_s * 1000;
-    g->slots[slot] = c;
     if (slot + 1 > g->hi_slot)
         g->hi_slot = slot + 1;
     g->n_conns++;
@@ -117,8 +155,8 @@ gw_conn *gw_conn_find(gw *g, uint32_t id)
     uint32_t slot = id & GW_SLOT_MASK;
     if (slot >= g->n_slots)
         return NULL;
-    gw_conn *c = g->slots[slot];
-    return c && c->id == id ? c : NULL;
+    gw_conn *c = &g->conns[slot];
+    return c->id == id && c->state != GW_CONN_DEAD ? c : NULL;
 }
 
 void gw_conn_update_events(gw *g, gw_conn *c)
@@ -128,12 +166,12 @@ void gw_conn_update_events(gw *g, gw_conn *c)
     uint32_t want = 0;
     /* No reading while a login is out, after a final answer, or while a
      * pipelining client leaves a backlog of HTTP answers unread. */
-    bool http_full = c->state == GW_CONN_HTTP && c->out.len > GW_HTTP_OUT_MAX;
+    bool http_full = c->state == GW_CONN_HTTP && c->io->out.len > GW_HTTP_OUT_MAX;
     if (c->state != GW_CONN_LOGIN_WAIT && !c->is_close_after_flush && !http_full)
         want |= EPOLLIN;
     /* A pending STATE the socket could not take waits for EPOLLOUT too
      * (unless a newer one replaces it first). */
-    if (c->out.len > 0 || c->pend.len > 0)
+    if (c->io->out.len > 0 || c->io->pend.len > 0)
         want |= EPOLLOUT;
     if (want == c->ev_mask)
         return;
@@ -175,10 +213,8 @@ void gw_conn_close(gw *g, gw_conn *c)
     if (c->state == GW_CONN_WS) {
         /* Ended without a close handshake (reset, EOF, write error). */
         c->close_code = 1006;
-        c->close_reason = "connection lost";
         core_counter_add(close_counter(g, 1006), 1);
-        core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=1006 reason=\"%s\"",
-                 c->close_reason);
+        core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=1006 reason=\"connection lost\"");
     }
     gw_conn_leave(g, c);
     /* Closing with unread input makes the kernel send RST, which can
@@ -190,38 +226,45 @@ void gw_conn_close(gw *g, gw_conn *c)
     c->fd = -1;
     gw_addr_release(g, c->addr);
     uint32_t slot = c->id & GW_SLOT_MASK;
-    g->slots[slot] = NULL;
     g->gens[slot] = g->gens[slot] >= GW_GEN_MAX ? 1 : g->gens[slot] + 1;
-    g->free_slots[(g->free_head + g->n_free) % g->n_slots] = slot;
-    g->n_free++;
-    g->n_conns--;
+    g->n_conns--; /* the slot goes back to the free ring at the reap */
     core_gauge_set(g->g_conns, g->n_conns);
     c->state = GW_CONN_DEAD;
     c->next_dead = g->dead;
-    g->dead = c;
+    g->dead = (c->id & GW_SLOT_MASK) + 1;
     core_log(CORE_LOG_DEBUG, "gw", &ids, "connection closed");
     gw_listener_resume(g);
 }
 
-static void conn_free_bufs(gw_conn *c)
+static void conn_free_bufs(gw *g, gw_conn *c)
 {
-    core_buf_free(&c->in);
-    core_buf_free(&c->out);
-    core_buf_free(&c->pend);
-    core_buf_free(&c->extra);
-    if (c->is_ws_init)
-        gw_ws_parser_free(&c->ws);
+    if (c->io != &g->io_none) {
+        core_buf_free(&c->io->in);
+        core_buf_free(&c->io->out);
+        core_buf_free(&c->io->pend);
+        core_buf_free(&c->io->extra);
+        if (c->is_ws_init)
+            gw_ws_parser_free(&c->io->ws);
+        free(c->io);
+    }
     free(c->up);
-    free(c);
+    free(c->rate);
 }
 
 void gw_conn_reap(gw *g)
 {
+    if (!g->dead)
+        return;
     while (g->dead) {
-        gw_conn *c = g->dead;
+        gw_conn *c = &g->conns[g->dead - 1];
         g->dead = c->next_dead;
-        conn_free_bufs(c);
+        conn_free_bufs(g, c);
+        uint32_t slot = c->id & GW_SLOT_MASK;
+        memset(c, 0, sizeof *c);
+        g->free_slots[(g->free_head + g->n_free) % g->n_slots] = slot;
+        g->n_free++;
     }
+    gw_listener_resume(g); /* it waits for free slots as well as for n_conns */
 }
 
 void gw_conn_free(gw *g, gw_conn *c)
@@ -234,18 +277,16 @@ void gw_conn_free(gw *g, gw_conn *c)
 
 static void after_drain(gw *g, gw_conn *c)
 {
-    if (c->out.len == 0) {
-        if (c->is_close_after_flush) {
-            gw_conn_close(g, c);
-            return;
-        }
-        core_buf_free(&c->out); /* idle connections hold no buffer */
+    if (c->io->out.len == 0 && c->is_close_after_flush) {
+        gw_conn_close(g, c);
+        return;
     }
-    if (c->state == GW_CONN_HTTP && c->in.len > 0 && c->out.len <= GW_HTTP_OUT_MAX &&
+    if (c->state == GW_CONN_HTTP && c->io->in.len > 0 && c->io->out.len <= GW_HTTP_OUT_MAX &&
         !(c->ev_mask & EPOLLIN)) {
         gw_conn_process_buffered(g, c); /* requests held back by the backlog */
         return;
     }
+    io_trim(g, c); /* idle connections hold no buffer */
     gw_conn_update_events(g, c);
 }
 
@@ -266,22 +307,26 @@ void gw_conn_flush(gw *g, gw_conn *c)
 {
     if (c->state == GW_CONN_DEAD)
         return;
-    bool has_msg = c->pend.len > 0 || (c->is_flush_extra && c->extra.len > 0);
+    if (c->io == &g->io_none) {
+        after_drain(g, c); /* nothing to send */
+        return;
+    }
+    bool has_msg = c->io->pend.len > 0 || (c->is_flush_extra && c->io->extra.len > 0);
     struct iovec iov[4];
     int n = 0;
-    if (c->out.len)
-        iov[n++] = (struct iovec){c->out.data, c->out.len};
+    if (c->io->out.len)
+        iov[n++] = (struct iovec){c->io->out.data, c->io->out.len};
     uint8_t hdr[10];
     int msg_first = n;
     if (has_msg) {
-        size_t plen = c->extra.len + c->pend.len;
+        size_t plen = c->io->extra.len + c->io->pend.len;
         iov[n++] = (struct iovec){hdr, gw_ws_frame_header(hdr, GW_WS_OP_BINARY, plen)};
         /* The shard's records first: a client reads WELCOME/STATE before
          * the PONGs and ERRORs that ride along. */
-        if (c->pend.len)
-            iov[n++] = (struct iovec){c->pend.data, c->pend.len};
-        if (c->extra.len)
-            iov[n++] = (struct iovec){c->extra.data, c->extra.len};
+        if (c->io->pend.len)
+            iov[n++] = (struct iovec){c->io->pend.data, c->io->pend.len};
+        if (c->io->extra.len)
+            iov[n++] = (struct iovec){c->io->extra.data, c->io->extra.len};
     }
     if (n == 0) {
         after_drain(g, c);
@@ -298,14 +343,14 @@ void gw_conn_flush(gw *g, gw_conn *c)
     }
     core_counter_add(g->c_bytes_out, (uint64_t)w);
     size_t wrote = (size_t)w;
-    size_t from_out = wrote < c->out.len ? wrote : c->out.len;
-    core_buf_consume(&c->out, from_out);
+    size_t from_out = wrote < c->io->out.len ? wrote : c->io->out.len;
+    core_buf_consume(&c->io->out, from_out);
     wrote -= from_out;
     if (has_msg && wrote > 0) {
         /* The message has started on the wire: it is committed now. */
-        append_rest(&c->out, iov + msg_first, n - msg_first, wrote);
-        core_buf_free(&c->extra);
-        core_buf_free(&c->pend);
+        append_rest(&c->io->out, iov + msg_first, n - msg_first, wrote);
+        core_buf_free(&c->io->extra);
+        core_buf_free(&c->io->pend);
         c->is_flush_extra = false;
         core_counter_add(g->c_msgs_out, 1);
     }
@@ -315,22 +360,24 @@ void gw_conn_flush(gw *g, gw_conn *c)
 /* Appends a control frame (ping, pong) to out. */
 static void send_control(gw *g, gw_conn *c, uint8_t opcode, const void *payload, size_t len)
 {
-    if (c->out.len + len + 2 > (size_t)g->cfg.send_buffer_bytes) {
+    if (c->io->out.len + len + 2 > (size_t)g->cfg.send_buffer_bytes) {
         /* A peer that pings without reading the pongs. */
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
         return;
     }
     uint8_t h[10];
-    core_buf_append(&c->out, h, gw_ws_frame_header(h, opcode, len));
-    core_buf_append(&c->out, payload, len);
+    gw_io *io = gw_conn_io(g, c);
+    core_buf_append(&io->out, h, gw_ws_frame_header(h, opcode, len));
+    core_buf_append(&io->out, payload, len);
     gw_conn_touch(g, c);
 }
 
 void gw_conn_extra_begin(gw *g, gw_conn *c)
 {
-    if (c->extra.len)
+    gw_io *io = gw_conn_io(g, c);
+    if (io->extra.len)
         return;
-    c->extra_since_ms = g->now_ms;
+    io->extra_since_ms = g->now_ms;
     if (c->is_extra_waiting)
         return;
     if (g->n_extra_wait == g->cap_extra_wait) {
@@ -350,7 +397,7 @@ void gw_conn_extras_tick(gw *g, uint16_t shard)
         gw_conn *c = gw_conn_find(g, g->extra_wait[i]);
         if (!c)
             continue;
-        if (c->extra.len && c->state == GW_CONN_WS &&
+        if (c->io->extra.len && c->state == GW_CONN_WS &&
             (c->route_shard != shard || !c->is_welcomed)) {
             /* another shard's session, or WELCOME (the first message) is
              * not out yet: wait on */
@@ -358,7 +405,7 @@ void gw_conn_extras_tick(gw *g, uint16_t shard)
             continue;
         }
         c->is_extra_waiting = false;
-        if (c->extra.len && c->state == GW_CONN_WS && !c->pend.len) {
+        if (c->io->extra.len && c->state == GW_CONN_WS && !c->io->pend.len) {
             /* no STATE this tick to ride on */
             c->is_flush_extra = true;
             gw_conn_touch(g, c);
@@ -370,7 +417,7 @@ void gw_conn_extras_tick(gw *g, uint16_t shard)
 /* Room check for gateway-made records; closes on overflow. */
 static bool extra_room(gw *g, gw_conn *c, size_t n)
 {
-    if (c->out.len + c->extra.len + n > (size_t)g->cfg.send_buffer_bytes) {
+    if (c->io->out.len + c->io->extra.len + n > (size_t)g->cfg.send_buffer_bytes) {
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
         return false;
     }
@@ -426,12 +473,13 @@ static void request_resync(gw *g, gw_conn *c)
  * RESET STATE is self-contained, so it may always replace. */
 void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
 {
+    (void)gw_conn_io(g, c); /* trimmed at the flush if nothing stays */
     c->is_welcomed = true;
     int fl = state_flags(f->payload, f->len);
     bool is_reset = fl >= 0 && (fl & PROTO_STATE_RESET);
-    if (c->pend.len) {
+    if (c->io->pend.len) {
         core_counter_add(g->c_state_replaced, 1);
-        core_buf_reset(&c->pend);
+        core_buf_reset(&c->io->pend);
         if (!is_reset && !c->needs_reset) {
             c->needs_reset = true;
             request_resync(g, c);
@@ -453,23 +501,23 @@ void gw_conn_frame(gw *g, gw_conn *c, const proto_frame *f)
         len = g->tmp.len;
     }
     if (f->flags & PROTO_FRAME_RELIABLE) {
-        size_t plen = c->extra.len + len;
+        size_t plen = c->io->extra.len + len;
         if (plen == 0)
             return;
-        if (c->out.len + plen + 10 > (size_t)g->cfg.send_buffer_bytes) {
+        if (c->io->out.len + plen + 10 > (size_t)g->cfg.send_buffer_bytes) {
             gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "send buffer overflow", true);
             return;
         }
         uint8_t h[10];
-        core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
-        core_buf_append(&c->out, payload, len);
-        core_buf_append(&c->out, c->extra.data, c->extra.len);
-        core_buf_free(&c->extra);
+        core_buf_append(&c->io->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, plen));
+        core_buf_append(&c->io->out, payload, len);
+        core_buf_append(&c->io->out, c->io->extra.data, c->io->extra.len);
+        core_buf_free(&c->io->extra);
         core_counter_add(g->c_msgs_out, 1);
     } else {
         if (drop_state)
             return;
-        core_buf_append(&c->pend, payload, len);
+        core_buf_append(&c->io->pend, payload, len);
     }
     gw_conn_touch(g, c);
 }
@@ -487,19 +535,19 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
     }
     if (c->state != GW_CONN_WS)
         return;
+    (void)gw_conn_io(g, c);
     c->close_code = code;
-    c->close_reason = reason;
     /* Records the gateway owes the client (the ERRORs that explain this
      * close, PONGs) go out before the close frame; stale state does not. */
-    if (c->extra.len) {
+    if (c->io->extra.len) {
         uint8_t h[10];
-        core_buf_append(&c->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, c->extra.len));
-        core_buf_append(&c->out, c->extra.data, c->extra.len);
+        core_buf_append(&c->io->out, h, gw_ws_frame_header(h, GW_WS_OP_BINARY, c->io->extra.len));
+        core_buf_append(&c->io->out, c->io->extra.data, c->io->extra.len);
         core_counter_add(g->c_msgs_out, 1);
     }
-    core_buf_free(&c->pend);
-    core_buf_free(&c->extra);
-    gw_ws_write_close(&c->out, code, reason);
+    core_buf_free(&c->io->pend);
+    core_buf_free(&c->io->extra);
+    gw_ws_write_close(&c->io->out, code, reason);
     core_counter_add(close_counter(g, code), 1);
     core_log_ids ids = log_ids(c);
     core_log(CORE_LOG_INFO, "gw", &ids, "session closed: code=%u reason=\"%s\"", (unsigned)code,
@@ -516,17 +564,49 @@ void gw_conn_ws_close(gw *g, gw_conn *c, uint16_t code, const char *reason, bool
 int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *spawn,
                      const uint8_t *resume)
 {
-    gw_ws_parser_init(&c->ws, (size_t)g->cfg.max_message_bytes);
+    gw_ws_parser_init(&gw_conn_io(g, c)->ws, (size_t)g->cfg.max_message_bytes);
     c->is_ws_init = true;
     c->state = GW_CONN_WS;
     c->deadline_ms = 0;
     c->last_rx_ms = g->now_ms;
-    c->tokens = g->cfg.msgs_burst;
-    c->tokens_ms = g->now_ms;
     c->account_id = claims->account_id;
 
     gw_session_enter(g, c, claims->username, spawn, resume);
     return c->state == GW_CONN_WS ? 0 : -1;
+}
+
+/* c's rate state, made fresh (a full bucket, no window) if at rest. */
+static gw_rate *rate_get(gw *g, gw_conn *c)
+{
+    if (!c->rate) {
+        c->rate = calloc(1, sizeof *c->rate);
+        if (!c->rate)
+            core_die("out of memory");
+        c->rate->tokens = (float)g->cfg.msgs_burst;
+        c->rate->tokens_ms = g->now_ms;
+    }
+    return c->rate;
+}
+
+/* The bucket refilled to now (capped at the burst). */
+static double rate_tokens(const gw *g, const gw_rate *r)
+{
+    double tokens = r->tokens + (double)(g->now_ms - r->tokens_ms) * g->cfg.msgs_per_s / 1000.0;
+    return tokens > g->cfg.msgs_burst ? g->cfg.msgs_burst : tokens;
+}
+
+/* Frees c's rate state when a fresh one would behave the same: the
+ * bucket is full again, the ERROR window is over, and the drop window
+ * can no longer count as hot (see rate_take). */
+static void rate_rest(gw *g, gw_conn *c)
+{
+    const gw_rate *r = c->rate;
+    uint32_t hot = 2u * (uint32_t)g->cfg.msgs_per_s;
+    if (r && rate_tokens(g, r) >= g->cfg.msgs_burst && g->now_ms - r->errors_window_ms >= 1000 &&
+        (r->drops_window <= hot || g->now_ms - r->drops_window_ms >= 2000)) {
+        free(c->rate);
+        c->rate = NULL;
+    }
 }
 
 /* Queues an ERROR record (at most GW_ERRORS_PER_S a second; every
@@ -534,30 +614,29 @@ int gw_conn_ws_start(gw *g, gw_conn *c, const gw_claims *claims, const float *sp
 static void reject(gw *g, gw_conn *c, proto_err e)
 {
     core_counter_add(g->c_rejected[e], 1);
-    if (g->now_ms - c->errors_window_ms >= 1000) {
-        c->errors_window_ms = g->now_ms;
-        c->errors_window = 0;
+    gw_rate *r = rate_get(g, c);
+    if (g->now_ms - r->errors_window_ms >= 1000) {
+        r->errors_window_ms = g->now_ms;
+        r->errors_window = 0;
     }
-    if (c->errors_window >= GW_ERRORS_PER_S)
+    if (r->errors_window >= GW_ERRORS_PER_S)
         return;
     const char *name = proto_err_name(e);
     if (!extra_room(g, c, strlen(name) + 8))
         return;
-    c->errors_window++;
-    proto_write_error(&c->extra, e, name);
+    r->errors_window++;
+    proto_write_error(&c->io->extra, e, name);
 }
 
 /* Takes one token for a record. Returns false if the record must be
  * dropped (c may then be closing). */
 static bool rate_take(gw *g, gw_conn *c)
 {
-    double rate = g->cfg.msgs_per_s;
-    c->tokens += (double)(g->now_ms - c->tokens_ms) * rate / 1000.0;
-    if (c->tokens > g->cfg.msgs_burst)
-        c->tokens = g->cfg.msgs_burst;
-    c->tokens_ms = g->now_ms;
-    if (c->tokens >= 1.0) {
-        c->tokens -= 1.0;
+    gw_rate *r = rate_get(g, c);
+    r->tokens = (float)rate_tokens(g, r);
+    r->tokens_ms = g->now_ms;
+    if (r->tokens >= 1.0f) {
+        r->tokens -= 1.0f;
         return true;
     }
     /* Sustained abuse (protocol: "3x the rate for 2 s"): a 1 s window is
@@ -566,19 +645,19 @@ static bool rate_take(gw *g, gw_conn *c)
      * the connection. A single burst heats one window and is forgiven. */
     uint32_t hot = 2u * (uint32_t)g->cfg.msgs_per_s;
     c->drops_total++;
-    if (g->now_ms - c->drops_window_ms >= 1000) {
-        bool was_hot = c->drops_window > hot && g->now_ms - c->drops_window_ms < 2000;
+    if (g->now_ms - r->drops_window_ms >= 1000) {
+        bool was_hot = r->drops_window > hot && g->now_ms - r->drops_window_ms < 2000;
         if (!was_hot)
-            c->abuse_since_ms = 0;
-        c->drops_window_ms = g->now_ms;
-        c->drops_window = 0;
+            r->abuse_since_ms = 0;
+        r->drops_window_ms = g->now_ms;
+        r->drops_window = 0;
     }
-    c->drops_window++;
-    if (c->drops_window == hot + 1 && c->abuse_since_ms == 0)
-        c->abuse_since_ms = c->drops_window_ms;
+    r->drops_window++;
+    if (r->drops_window == hot + 1 && r->abuse_since_ms == 0)
+        r->abuse_since_ms = r->drops_window_ms;
     reject(g, c, PROTO_ERR_RATE_LIMITED);
     bool abused =
-        c->drops_window > hot && c->abuse_since_ms && g->now_ms - c->abuse_since_ms >= GW_ABUSE_MS;
+        r->drops_window > hot && r->abuse_since_ms && g->now_ms - r->abuse_since_ms >= GW_ABUSE_MS;
     if (c->state == GW_CONN_WS && (c->drops_total >= GW_DROPS_TOTAL_MAX || abused))
         gw_conn_ws_close(g, c, GW_WS_CLOSE_POLICY, "rate limit exceeded", true);
     return false;
@@ -613,7 +692,7 @@ static void on_records(gw *g, gw_conn *c, const uint8_t *msg, size_t len)
             uint32_t nonce = core_rd_u32(&r);
             uint32_t tick = g->hooks.current_tick ? g->hooks.current_tick(g->hooks.ctx) : 0;
             if (extra_room(g, c, 10))
-                proto_write_pong(&c->extra, nonce, tick);
+                proto_write_pong(&c->io->extra, nonce, tick);
         } else if (proto_is_item_record(kind)) {
             proto_err e = gw_records_forward(g, c, kind, body, blen); /* PICKUP, DROP, CHAT */
             if (e != PROTO_ERR_NONE)
@@ -664,12 +743,13 @@ static void on_ws_event(gw *g, gw_conn *c, const gw_ws_event *ev)
 
 static size_t ws_process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
 {
+    (void)gw_conn_io(g, c); /* the parser's state */
     size_t off = 0;
     while (off < len && (c->state == GW_CONN_WS || c->state == GW_CONN_CLOSING) &&
            !c->is_close_after_flush) {
         size_t used = 0;
         gw_ws_event ev = {0};
-        int rc = gw_ws_parse(&c->ws, buf + off, len - off, &used, &ev);
+        int rc = gw_ws_parse(&c->io->ws, buf + off, len - off, &used, &ev);
         if (rc < 0) {
             if (c->state == GW_CONN_WS)
                 gw_conn_ws_close(g, c, ev.close_code, ev.reason, false);
@@ -678,9 +758,9 @@ static size_t ws_process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
             gw_conn_touch(g, c);
             return len;
         }
-        if (used > 0) {
-            c->last_rx_ms = g->now_ms; /* any frame (or fragment) is activity */
-            c->is_pinged = false;
+        if (used > 0 && c->state == GW_CONN_WS) {
+            c->last_rx_ms = g->now_ms; /* any frame (or fragment) is activity; */
+            c->is_pinged = false;      /* CLOSING keeps its deadline instead */
         }
         if (rc == 1)
             on_ws_event(g, c, &ev);
@@ -701,7 +781,7 @@ static size_t process(gw *g, gw_conn *c, uint8_t *buf, size_t len)
 {
     size_t off = 0;
     while (off < len && c->state == GW_CONN_HTTP && !c->is_close_after_flush &&
-           c->out.len <= GW_HTTP_OUT_MAX) {
+           c->io->out.len <= GW_HTTP_OUT_MAX) {
         size_t used = gw_routes_process(g, c, buf + off, len - off);
         if (used == 0)
             break; /* an incomplete request */
@@ -729,15 +809,15 @@ void gw_conn_on_readable(gw *g, gw_conn *c)
         return;
     }
     size_t cap = in_cap(g, c);
-    if (c->in.len >= cap) {
+    if (c->io->in.len >= cap) {
         gw_conn_close(g, c); /* the parsers bound their input; defensive */
         return;
     }
-    size_t room = cap - c->in.len;
+    size_t room = cap - c->io->in.len;
     /* With nothing buffered (the usual case) read into the shared scratch
      * and keep only an incomplete tail: idle connections hold no buffer. */
-    bool direct = c->in.len == 0;
-    uint8_t *dst = direct ? g->scratch : core_buf_reserve(&c->in, room);
+    bool direct = c->io->in.len == 0;
+    uint8_t *dst = direct ? g->scratch : core_buf_reserve(&gw_conn_io(g, c)->in, room);
     ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
@@ -751,28 +831,26 @@ void gw_conn_on_readable(gw *g, gw_conn *c)
         if (c->state == GW_CONN_DEAD)
             return;
         if (used < (size_t)n)
-            core_buf_append(&c->in, g->scratch + used, (size_t)n - used);
+            core_buf_append(&gw_conn_io(g, c)->in, g->scratch + used, (size_t)n - used);
     } else {
-        c->in.len += (size_t)n;
-        size_t used = process(g, c, c->in.data, c->in.len);
+        c->io->in.len += (size_t)n;
+        size_t used = process(g, c, c->io->in.data, c->io->in.len);
         if (c->state == GW_CONN_DEAD)
             return;
-        core_buf_consume(&c->in, used);
+        core_buf_consume(&c->io->in, used);
     }
-    if (c->in.len == 0)
-        core_buf_free(&c->in);
+    io_trim(g, c);
     gw_conn_update_events(g, c);
 }
 
 void gw_conn_process_buffered(gw *g, gw_conn *c)
 {
-    if (c->in.len > 0) {
-        size_t used = process(g, c, c->in.data, c->in.len);
+    if (c->io->in.len > 0) {
+        size_t used = process(g, c, c->io->in.data, c->io->in.len);
         if (c->state == GW_CONN_DEAD)
             return;
-        core_buf_consume(&c->in, used);
-        if (c->in.len == 0)
-            core_buf_free(&c->in);
+        core_buf_consume(&c->io->in, used);
+        io_trim(g, c);
     }
     gw_conn_update_events(g, c);
 }
@@ -791,6 +869,8 @@ void gw_conn_sweep(gw *g, gw_conn *c)
     }
     if (c->state != GW_CONN_WS)
         return;
+    rate_rest(g, c);
+    io_trim(g, c);
     uint64_t idle = now - c->last_rx_ms;
     if (idle >= (uint64_t)g->cfg.ping_timeout_s * 1000) {
         gw_conn_ws_close(g, c, GW_WS_CLOSE_HEARTBEAT, "heartbeat timeout", false);
@@ -807,7 +887,7 @@ void gw_conn_sweep(gw *g, gw_conn *c)
     }
     /* Gateway records go alone only after WELCOME, which must stay the
      * first message of the session. */
-    if (c->extra.len && c->is_welcomed && now - c->extra_since_ms >= GW_EXTRA_MAX_AGE_MS) {
+    if (c->io->extra.len && c->is_welcomed && now - c->io->extra_since_ms >= GW_EXTRA_MAX_AGE_MS) {
         c->is_flush_extra = true;
         gw_conn_touch(g, c);
     }

@@ -5,12 +5,14 @@
  * Everything here belongs to the gateway thread (the one in gw_run), except
  * gw.stop_fd, which gw_stop writes from any thread or a signal handler.
  *
- * Connection lifetime: a gw_conn is found through its id (never a stored
- * pointer outside the slot table). gw_conn_close() closes the fd at once,
- * removes the id from the table (so later lookups and stale epoll events
- * miss), and parks the struct on a reap list that is freed at the end of
- * the loop round, so a caller up the stack may still read the struct
- * (check c->state == GW_CONN_DEAD after any call that can close). */
+ * Connection lifetime: a gw_conn is a record of g->conns, indexed by the
+ * slot of its id, and is found through its id (never a stored pointer
+ * outside the table). gw_conn_close() closes the fd at once, marks the
+ * record DEAD (so later lookups and stale epoll events miss), and parks
+ * it on a reap list emptied at the end of the loop round, so a caller up
+ * the stack may still read the record (check c->state == GW_CONN_DEAD
+ * after any call that can close); only the reap frees its buffers and
+ * gives the slot back, so a record is never reused within a round. */
 #ifndef GW_INT_H
 #define GW_INT_H
 #include <stdbool.h>
@@ -63,58 +65,75 @@ typedef struct gw_upgrade {
     uint8_t resume[PROTO_RESUME_TOKEN_BYTES]; /* ... its token */
 } gw_upgrade;
 
-/* One connection. An idle WebSocket session costs this struct and no
- * buffer: every buffer is freed as soon as it drains, and what only the
- * upgrade needs lives in `up` until the session starts. */
-typedef struct gw_conn {
-    int fd;
-    uint32_t id; /* (gen << 20) | slot; also the WebSocket session id */
-    gw_conn_state state;
-    uint32_t ev_mask; /* epoll events currently registered */
-    uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
-
+/* A connection's buffers and WebSocket parser, allocated while any of
+ * them holds something: an idle session points at g->io_none, the empty
+ * one, which is never written (gw_conn_io before any write). */
+typedef struct gw_io {
     core_buf in;             /* unparsed input; bound GW_HTTP_IN_CAP or max WS frame */
     core_buf out;            /* committed bytes (HTTP, control and reliable WS frames) */
     core_buf pend;           /* latest unsent STATE payload (records, no WS header) */
     core_buf extra;          /* gateway-made records (PONG, ERROR) riding on the next message */
     uint64_t extra_since_ms; /* when extra became non-empty */
+    gw_ws_parser ws;         /* valid when the connection's is_ws_init */
+} gw_io;
 
-    bool is_touched;           /* on g->touched for the end-of-round write */
-    bool is_flush_extra;       /* next flush sends extra even without a STATE */
-    bool is_extra_waiting;     /* on g->extra_wait: extra waits for its shard's tick */
-    bool is_close_after_flush; /* close the fd as soon as out drains */
-    bool is_ws_init;           /* ws parser initialised (needs freeing) */
-    bool is_joined;            /* JOIN sent and LEAVE not yet */
-    bool is_pinged;            /* a heartbeat ping went out since the last frame */
-    bool is_welcomed;          /* a shard frame (WELCOME first) has been queued */
-    bool is_head;              /* current request is HEAD (respond without body) */
-    bool is_keep_alive;        /* current request keeps the connection */
-    bool is_upgrade_wait;      /* LOGIN_WAIT for the player load of an upgrade */
-    bool needs_reset;          /* a STATE was dropped: deltas wait for a RESET STATE */
-    uint16_t route_shard;      /* shard that owns the session's entity */
-    uint16_t close_code;       /* the code that ended the session (logs, metrics) */
-    gw_upgrade *up;            /* while an upgrade waits for its player record, else NULL */
-    uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
-
-    uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
-    uint64_t last_rx_ms;  /* last received WebSocket frame (or the upgrade) */
-
-    gw_ws_parser ws;    /* valid when is_ws_init */
-    uint32_t entity_id; /* 0 until ROUTE tells us */
-    uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
-    uint32_t account_id;
-
-    uint32_t drops_total;     /* records dropped by the rate limit, ever */
-    double tokens;            /* message token bucket: records allowed now */
-    uint64_t tokens_ms;       /* last refill */
+/* A connection's message rate limit while it is in use: the token bucket
+ * and the 1 s windows of drops and ERRORs. A connection at rest (bucket
+ * full, windows over: gw_conn_sweep checks) holds none, which behaves
+ * exactly like a fresh one. */
+typedef struct gw_rate {
+    float tokens;             /* records allowed now */
     uint32_t drops_window;    /* dropped in the current 1 s window */
     uint32_t errors_window;   /* ERROR records sent in the current 1 s window */
+    uint64_t tokens_ms;       /* last refill */
     uint64_t drops_window_ms; /* start of that window */
     uint64_t abuse_since_ms;  /* start of a run of windows at >= 3x the rate; 0 = none */
     uint64_t errors_window_ms;
+} gw_rate;
 
-    const char *close_reason;  /* static text */
-    struct gw_conn *next_dead; /* reap list link */
+/* One connection. An idle WebSocket session costs this record (104 bytes
+ * in one array, no allocation of its own) and nothing else: its buffers
+ * and parser (io) are freed as soon as they drain, and what only the
+ * upgrade needs lives in `up` until the session starts. */
+typedef struct gw_conn {
+    int fd;
+    uint32_t id;       /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
+    uint32_t ev_mask;  /* epoll events currently registered */
+    uint8_t state;     /* gw_conn_state */
+    bool is_touched : 1;           /* on g->touched for the end-of-round write */
+    bool is_flush_extra : 1;       /* next flush sends extra even without a STATE */
+    bool is_extra_waiting : 1;     /* on g->extra_wait: extra waits for its shard's tick */
+    bool is_close_after_flush : 1; /* close the fd as soon as out drains */
+    bool is_ws_init : 1;           /* ws parser initialised (needs freeing) */
+    bool is_joined : 1;            /* JOIN sent and LEAVE not yet */
+    bool is_pinged : 1;            /* a heartbeat ping went out since the last frame */
+    bool is_welcomed : 1;          /* a shard frame (WELCOME first) has been queued */
+    bool is_head : 1;              /* current request is HEAD (respond without body) */
+    bool is_keep_alive : 1;        /* current request keeps the connection */
+    bool is_upgrade_wait : 1;      /* LOGIN_WAIT for the player load of an upgrade */
+    bool needs_reset : 1;          /* a STATE was dropped: deltas wait for a RESET STATE */
+    uint16_t route_shard;          /* shard that owns the session's entity */
+    uint16_t close_code;           /* the code that ended the session (logs, metrics) */
+    uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
+    uint32_t entity_id; /* 0 until ROUTE tells us */
+
+    gw_io *io;               /* owned, or &g->io_none (all empty: never written) */
+    gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
+    /* One or the other by state (the sweep reads each in its own):
+     * HTTP, LOGIN_WAIT and CLOSING have a deadline, an open session
+     * (WS) the time of its last frame. */
+    union {
+        uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
+        uint64_t last_rx_ms;  /* WS: last received WebSocket frame (or the upgrade) */
+    };
+    uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
+
+    uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
+    uint32_t account_id;
+
+    uint32_t drops_total; /* records dropped by the rate limit, ever */
+    uint32_t next_dead;   /* reap list: slot + 1 of the next record, 0 = the end */
+    gw_rate *rate;        /* owned; NULL at rest (a full bucket) */
 } gw_conn;
 
 /* Per-address connection counts: open addressing, linear probing,
@@ -146,7 +165,10 @@ struct gw {
     uint64_t now_ms;   /* cached at the top of each round */
     uint32_t n_sweeps; /* timer rounds so far */
 
-    gw_conn **slots; /* slot -> connection or NULL; n_slots entries */
+    /* slot -> connection record, n_slots entries (calloc'd: the pages of
+     * slots never used are never touched); id 0 = unused */
+    gw_conn *conns;
+    gw_io io_none; /* the io of every connection with nothing buffered; all zero, never written */
     uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
     /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
      * stale id (a late shard frame, a login result) almost never meets
@@ -170,7 +192,7 @@ struct gw {
      * (gw_conn_extra_begin); entries may be stale (closed, already sent) */
     uint32_t *extra_wait;
     uint32_t n_extra_wait, cap_extra_wait;
-    gw_conn *dead; /* reap list */
+    uint32_t dead; /* reap list: slot + 1 of its first record, 0 = empty */
 
     core_buf inputs[BUS_MAX_SHARDS]; /* this round's INPUTS batch per shard */
     size_t inputs_count_at[BUS_MAX_SHARDS];
@@ -206,6 +228,15 @@ gw_conn *gw_conn_new(gw *g, int fd, const uint8_t addr[16], const char *addr_str
 /* The printable form of a connection's address key (for logs). */
 void gw_addr_format(const uint8_t addr[16], char *out, size_t cap);
 gw_conn *gw_conn_find(gw *g, uint32_t id);
+/* The open connection in slot (< n_slots), or NULL (unused or closed). */
+static inline gw_conn *gw_conn_at(gw *g, uint32_t slot)
+{
+    gw_conn *c = &g->conns[slot];
+    return c->id && c->state != GW_CONN_DEAD ? c : NULL;
+}
+/* c's io, allocated (buffers empty, parser fresh) if c had none: call
+ * before writing to any of c->io's fields. */
+gw_io *gw_conn_io(gw *g, gw_conn *c);
 /* Recomputes the epoll interest (EPOLLIN unless waiting or full, EPOLLOUT
  * while out is non-empty). */
 void gw_conn_update_events(gw *g, gw_conn *c);

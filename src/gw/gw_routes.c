@@ -35,9 +35,9 @@ static void respond(gw *g, gw_conn *c, int status, const char *ctype, const void
                     const char *extra, bool close)
 {
     bool keep = c->is_keep_alive && !close;
-    gw_http_respond(&c->out, status, ctype, body, blen, keep, extra);
+    gw_http_respond(&gw_conn_io(g, c)->out, status, ctype, body, blen, keep, extra);
     if (c->is_head)
-        c->out.len -= blen;
+        c->io->out.len -= blen;
     core_counter_add(gw_http_counter(g, status), 1);
     if (!keep) {
         c->is_close_after_flush = true;
@@ -427,7 +427,7 @@ static void upgrade_done(gw *g, gw_conn *c, const gw_login_result *r)
                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
                  up.accept, up.is_sub ? "Sec-WebSocket-Protocol: " PROTO_SUBPROTOCOL "\r\n" : "");
-    core_buf_append(&c->out, head, (size_t)n);
+    core_buf_append(&gw_conn_io(g, c)->out, head, (size_t)n);
     core_counter_add(gw_http_counter(g, 101), 1);
     gw_conn_touch(g, c);
     gw_claims claims = {.account_id = c->account_id};

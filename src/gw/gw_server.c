@@ -216,7 +216,8 @@ static void listener_pause(gw *g)
 
 void gw_listener_resume(gw *g)
 {
-    if (g->is_listening || g->is_stopping || g->n_conns >= (uint32_t)g->cfg.max_conns)
+    if (g->is_listening || g->is_stopping || g->n_conns >= (uint32_t)g->cfg.max_conns ||
+        g->n_free == 0)
         return;
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = TAG(TAG_LISTEN)};
     if (epoll_ctl(g->ep_fd, EPOLL_CTL_ADD, g->listen_fd, &ev) != 0)
@@ -243,7 +244,9 @@ static void addr_key(const struct sockaddr_storage *ss, uint8_t key[16], char *s
 static void on_accept(gw *g)
 {
     for (;;) {
-        if (g->n_conns >= (uint32_t)g->cfg.max_conns) {
+        /* n_free: slots of connections closed this round come back at
+         * the reap, so at the cap a close frees a slot a round later */
+        if (g->n_conns >= (uint32_t)g->cfg.max_conns || g->n_free == 0) {
             listener_pause(g);
             return;
         }
@@ -413,7 +416,7 @@ static void on_timer(gw *g)
     gw_session_sweep(g);
     gw_acct_sweep(g);
     for (uint32_t s = 0; s < g->hi_slot; s++) {
-        gw_conn *c = g->slots[s];
+        gw_conn *c = gw_conn_at(g, s);
         if (c)
             gw_conn_sweep(g, c);
     }
@@ -442,7 +445,7 @@ static void flush_touched(gw *g)
 static void shutdown_all(gw *g)
 {
     for (uint32_t s = 0; s < g->hi_slot; s++) {
-        gw_conn *c = g->slots[s];
+        gw_conn *c = gw_conn_at(g, s);
         if (!c)
             continue;
         if (c->state == GW_CONN_WS)
@@ -563,7 +566,7 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
         core_buf_init(&g->inputs[i]);
 
     g->n_slots = (uint32_t)cfg->max_conns;
-    g->slots = calloc(g->n_slots, sizeof *g->slots);
+    g->conns = calloc(g->n_slots, sizeof *g->conns);
     g->gens = calloc(g->n_slots, sizeof *g->gens);
     g->free_slots = malloc(g->n_slots * sizeof *g->free_slots);
     g->n_addrs = 1024;
@@ -575,7 +578,7 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
     size_t ws_in = (size_t)cfg->max_message_bytes + GW_WS_FRAME_OVERHEAD;
     g->scratch_cap = ws_in > GW_HTTP_IN_CAP ? ws_in : GW_HTTP_IN_CAP;
     g->scratch = malloc(g->scratch_cap);
-    if (!g->slots || !g->gens || !g->free_slots || !g->addrs || !g->touched || !g->scratch)
+    if (!g->conns || !g->gens || !g->free_slots || !g->addrs || !g->touched || !g->scratch)
         core_die("out of memory");
     for (uint32_t i = 0; i < g->n_slots; i++) {
         g->free_slots[i] = i;
@@ -628,8 +631,8 @@ void gw_destroy(gw *g)
     if (!g)
         return;
     for (uint32_t s = 0; s < g->hi_slot; s++)
-        if (g->slots[s])
-            gw_conn_free(g, g->slots[s]);
+        if (gw_conn_at(g, s))
+            gw_conn_free(g, &g->conns[s]);
     gw_conn_reap(g);
     /* bus_fd and login_fd belong to the bus and the login service. */
     if (g->listen_fd >= 0)
@@ -646,7 +649,7 @@ void gw_destroy(gw *g)
     for (int i = 0; i < BUS_MAX_SHARDS; i++)
         core_buf_free(&g->inputs[i]);
     core_buf_free(&g->tmp);
-    free(g->slots);
+    free(g->conns);
     free(g->gens);
     free(g->free_slots);
     free(g->addrs);

@@ -133,7 +133,7 @@ void gw_session_opened(gw *g, gw_conn *c)
     if (getrandom(c->resume_token, sizeof c->resume_token, 0) != sizeof c->resume_token)
         core_die("getrandom failed");
     gw_conn_extra_begin(g, c);
-    proto_write_session(&c->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
+    proto_write_session(&c->io->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
 }
 
 void gw_session_closed(gw *g, gw_conn *c)

@@ -101,7 +101,7 @@ bool gw_ws_close_code_valid(uint16_t code)
 
 void gw_ws_parser_init(gw_ws_parser *p, size_t max_message)
 {
-    p->max_message = max_message;
+    p->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
     core_buf_init(&p->frag);
     p->frag_opcode = 0;
     p->utf8_state = 0;

@@ -52,11 +52,11 @@ typedef struct gw_ws_event {
 } gw_ws_event;
 
 typedef struct gw_ws_parser {
-    size_t max_message;  /* largest reassembled message, bytes */
-    core_buf frag;       /* data of a fragmented message in progress */
-    uint8_t frag_opcode; /* TEXT/BINARY while a fragmented message is open, else 0 */
-    uint32_t utf8_state; /* incremental UTF-8 validator state for text */
-    bool closed;         /* a close frame was received; nothing more is parsed */
+    core_buf frag;        /* data of a fragmented message in progress */
+    uint32_t max_message; /* largest reassembled message, bytes */
+    uint32_t utf8_state;  /* incremental UTF-8 validator state for text */
+    uint8_t frag_opcode;  /* TEXT/BINARY while a fragmented message is open, else 0 */
+    bool closed;          /* a close frame was received; nothing more is parsed */
 } gw_ws_parser;
 
 void gw_ws_parser_init(gw_ws_parser *p, size_t max_message);

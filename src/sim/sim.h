@@ -3,7 +3,7 @@
  * leaves, inputs, handoffs, ghosts), apply inputs in a deterministic order
  * (entity id, then sequence), move, collide, compute each client's area of
  * interest and send each client a frame when it has news (and a keepalive
- * once a second), hand entities that left the
+ * every keepalive_s), hand entities that left the
  * shard's cells to their new owner, and send ghosts of border entities to
  * neighbouring shards.
  *

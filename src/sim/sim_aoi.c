@@ -29,7 +29,7 @@
  * same frame as its STATE, so a client gets at most one WebSocket message
  * per tick. A tick with nothing to tell the client (no leave, enter or
  * move, no record, the same ack) sends nothing, but for a keepalive STATE
- * once a second. */
+ * every keepalive_s seconds (5). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -285,8 +285,8 @@ static void frame_out(sim_shard *s, sim_client *c)
 
 static inline bool keepalive_due(const sim_shard *s, uint32_t ci)
 {
-    uint32_t hz = (uint32_t)s->cfg->tick_hz;
-    return s->tick % hz == ci % hz;
+    uint32_t period = (uint32_t)(s->cfg->tick_hz * s->cfg->keepalive_s); /* ticks */
+    return s->tick % period == ci % period;
 }
 
 /* A client whose area is quiet: no AOI pass, only what it is owed (an
@@ -580,7 +580,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     core_buf_append(b, d->data, d->len);
 
     /* 6. one frame: reliable records first, then STATE. A STATE with
-     * nothing to tell is skipped, but for one keepalive a second (ticks
+     * nothing to tell is skipped, but for one keepalive per keepalive_s (ticks
      * spread over the clients by index), so an idle client still sees the
      * tick and its ack; the gateway still gets this tick's FRAMES. */
     (void)frames_for(s, c->gw_id);

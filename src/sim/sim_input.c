@@ -256,7 +256,9 @@ static void apply_one(sim_shard *s, uint32_t ci, uint32_t seq, float dx, float d
         sim_client_reject(s, ci, PROTO_ERR_OUT_OF_RANGE, "heading longer than 1");
         return;
     }
-    if (++c->inputs_this_tick > (uint32_t)s->cfg->max_inputs_per_tick) {
+    if (c->inputs_this_tick < UINT16_MAX) /* saturates: never wraps to 0 */
+        c->inputs_this_tick++;
+    if (c->inputs_this_tick > (uint32_t)s->cfg->max_inputs_per_tick) {
         sim_client_reject(s, ci, PROTO_ERR_TOO_MANY_INPUTS, "too many inputs in one tick");
         return;
     }

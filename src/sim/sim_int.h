@@ -58,13 +58,10 @@ enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 typedef struct sim_client {
     uint32_t session_id;
     uint32_t account_id;
-    uint32_t slot;             /* the player's entity slot */
-    uint32_t last_seq;         /* highest applied client input seq (the ack) */
-    uint32_t sent_seq;         /* last_seq as of the last STATE sent */
-    uint32_t next_gseq;        /* next gateway sequence expected */
-    uint32_t gap_ticks;        /* ticks a gseq gap has been waiting */
-    uint32_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick) */
-    int32_t err_tokens;        /* ERROR notices left this second */
+    uint32_t slot;            /* the player's entity slot */
+    uint32_t last_seq;        /* highest applied client input seq (the ack) */
+    uint32_t sent_seq;        /* last_seq as of the last STATE sent */
+    uint32_t next_gseq;       /* next gateway sequence expected */
     uint32_t err_refill_tick;
     uint32_t detach_tick;     /* when it was detached */
     uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
@@ -72,28 +69,32 @@ typedef struct sim_client {
     uint32_t chat_tick;       /* tick of the last refill */
     float chat_tokens;        /* chat lines allowed now (token bucket) */
     float saved_x, saved_y;   /* position last handed to the store (NaN: never) */
-    uint16_t gw_id;
     /* area of interest: the slot table as the client has it. Entries are
      * entity ids (0 = free view slot); the position the client has for
      * each is the entity's pub_x/pub_y (see sim_shard), so the table
      * holds no positions. known_cap grows on demand up to
      * aoi_max_entities. */
-    uint32_t aoi_tick; /* tick of the last full AOI pass (0: none yet) */
-    uint16_t slot_hi;  /* highest used view slot + 1 */
+    uint32_t aoi_tick;         /* tick of the last full AOI pass (0: none yet) */
+    uint16_t gap_ticks;        /* ticks a gseq gap has been waiting (<= SIM_GAP_TICKS + 1) */
+    uint16_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick; the
+                                  gateway's rate limit keeps it far below 65,535) */
+    uint16_t gw_id;
+    uint16_t slot_hi;   /* highest used view slot + 1 */
     uint16_t n_known;
-    uint16_t known_cap;   /* entries known_id can hold */
-    uint8_t n_pending;    /* held inputs, sorted by gseq */
-    uint8_t pending_cap;  /* entries pending can hold (0: not allocated) */
-    uint8_t inv_state;    /* SIM_INV_*: pickups wait for LOADED */
-    bool welcomed;        /* WELCOME has been sent */
-    bool reset;           /* next STATE carries the RESET flag */
-    bool detached;        /* connection lost: no frames; dropped after the grace */
-    bool is_view_stale;   /* positions of the view are unknown (after a handoff):
-                             the next STATE sends every known entity's absolutely */
-    bool is_view_partial; /* the last AOI pass left selected entities out (the
-                             enter budget): the next must run whatever changed */
-    float sel_r;          /* distance of the farthest entity the last pass kept
-                             when it had to choose (0: it did not) */
+    uint16_t known_cap; /* entries known_id can hold */
+    int8_t err_tokens;  /* ERROR notices left this second (<= SIM_ERRORS_PER_S) */
+    uint8_t n_pending;  /* held inputs, sorted by gseq */
+    uint8_t pending_cap; /* entries pending can hold (0: not allocated) */
+    uint8_t inv_state;   /* SIM_INV_*: pickups wait for LOADED */
+    bool welcomed : 1;   /* WELCOME has been sent */
+    bool reset : 1;      /* next STATE carries the RESET flag */
+    bool detached : 1;   /* connection lost: no frames; dropped after the grace */
+    bool is_view_stale : 1;   /* positions of the view are unknown (after a handoff):
+                                 the next STATE sends every known entity's absolutely */
+    bool is_view_partial : 1; /* the last AOI pass left selected entities out (the
+                                 enter budget): the next must run whatever changed */
+    float sel_r;              /* distance of the farthest entity the last pass kept
+                                 when it had to choose (0: it did not) */
     sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
     uint32_t *known_id;   /* [known_cap] */
     core_buf reliable;    /* records to send in this tick's frame (freed once sent) */

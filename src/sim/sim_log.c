@@ -162,10 +162,17 @@ static void *xrealloc(void *p, size_t n)
     return p;
 }
 
-static void log_grow(struct sim_log *l, uint32_t cap)
+/* Makes room for slots [0, need): sized by the slots in use (s->n_used)
+ * plus a quarter, not by the shard's capacity, whose doubling slack would
+ * be touched here by the initialisation. A slot at or past l->cap is not
+ * in the log yet (sim_log_release, sim_log_contact check). */
+static void log_grow(struct sim_log *l, uint32_t need)
 {
-    if (l->cap >= cap)
+    if (l->cap >= need)
         return;
+    uint32_t cap = need + need / 4;
+    if (cap < 64)
+        cap = 64;
     l->cell_of = xrealloc(l->cell_of, cap * sizeof *l->cell_of);
     l->shadow = xrealloc(l->shadow, cap * sizeof *l->shadow);
     l->contact_tick = xrealloc(l->contact_tick, cap * sizeof *l->contact_tick);
@@ -364,7 +371,7 @@ void sim_log_tick_begin(sim_shard *s)
         l = s->log = log_create(s);
     }
     poll_completions(s);
-    log_grow(l, s->cap);
+    log_grow(l, s->n_used);
     uint32_t now[7];
     for (uint32_t e = 0; e < s->n_used; e++) {
         if ((s->flags[e] & (SIM_F_ALIVE | SIM_F_GHOST)) != SIM_F_ALIVE)
@@ -386,7 +393,8 @@ void sim_log_tick_begin(sim_shard *s)
 void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
 {
     struct sim_log *l = s->log;
-    uint32_t n = old_used < l->cap ? old_used : l->cap;
+    log_grow(l, old_used); /* a slot may move to any new index below old_used */
+    uint32_t n = old_used;
     uint32_t *cell_of = xrealloc(NULL, l->cap * sizeof *cell_of);
     uint32_t(*shadow)[7] = xrealloc(NULL, l->cap * sizeof *shadow);
     uint32_t *ctick = xrealloc(NULL, l->cap * sizeof *ctick);
@@ -451,7 +459,7 @@ void sim_log_step(sim_shard *s)
 void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other)
 {
     struct sim_log *l = s->log;
-    log_grow(l, s->cap);
+    log_grow(l, s->n_used);
     uint32_t cell = l->cell_of[slot];
     if (cell == SIM_NONE)
         return;
@@ -509,7 +517,7 @@ void sim_log_tick_end(sim_shard *s)
     struct sim_log *l = s->log;
     if (!l)
         return;
-    log_grow(l, s->cap);
+    log_grow(l, s->n_used);
     l->after_step = true; /* whatever follows the step belongs after it */
     for (uint32_t e = 0; e < s->n_used; e++) {
         uint32_t from = l->cell_of[e];

@@ -9,7 +9,13 @@
  * samples the stripe before reading and its fill is dropped if the stripe
  * moved. A collision only costs a missed fill, never a stale one.
  * The cache assumes this process is the only writer of the accounts it
- * serves (one session per account); with several writers, disable it. */
+ * serves (one session per account); with several writers, disable it.
+ *
+ * Size: an entry keeps the player row inline and the rest out of line,
+ * allocated only when present: the account (username and password hash,
+ * ~240 bytes) for password logins, the inventory's used slots only. A
+ * full cache of token-authenticated players is ~100 bytes an entry, not
+ * the ~720 of every field inline. */
 #include "store_int.h"
 
 #include <stddef.h>
@@ -22,16 +28,33 @@
 #define STRIPES 4096
 #define NIL (-1)
 
+typedef struct inv_slot {
+    int32_t slot, item_kind, quantity;
+} inv_slot;
+
 typedef struct entry {
     int64_t account_id; /* 0 = free */
-    bool has_account, has_player, is_player_absent, has_inventory;
-    store_account account;
-    store_player player;
-    store_inventory inv;
-    uint64_t name_hash;         /* valid with has_account */
+    bool has_player, is_player_absent, has_inventory;
+    uint8_t n_inv;              /* used inventory slots: inv[0, n_inv) */
+    store_account *account;     /* owned; non-NULL = has the account (indexed by name) */
+    inv_slot *inv;              /* owned, n_inv entries; NULL when n_inv == 0 */
+    store_player player;        /* valid with has_player && !is_player_absent */
+    uint64_t name_hash;         /* valid with account */
     int32_t prev, next;         /* LRU list, head = most recent */
     int32_t id_next, name_next; /* bucket chains */
 } entry;
+
+_Static_assert(STORE_INV_SLOTS <= UINT8_MAX, "n_inv is a u8");
+
+/* Frees what entry x owns. */
+static void entry_clear(entry *x)
+{
+    free(x->account);
+    free(x->inv);
+    x->account = NULL;
+    x->inv = NULL;
+    x->n_inv = 0;
+}
 
 struct store_cache {
     pthread_mutex_t mu;
@@ -91,6 +114,8 @@ void store_cache_destroy(store_cache *c)
     if (!c)
         return;
     pthread_mutex_destroy(&c->mu);
+    for (size_t i = 0; i < c->cap; i++)
+        entry_clear(&c->e[i]);
     free(c->e);
     free(c->by_id);
     free(c->by_name);
@@ -145,10 +170,11 @@ static void chain_remove(store_cache *c, int32_t *head, int32_t i, size_t off)
 static void name_unlink(store_cache *c, int32_t i)
 {
     entry *x = &c->e[i];
-    if (!x->has_account)
+    if (!x->account)
         return;
     chain_remove(c, &c->by_name[x->name_hash & (c->n_buckets - 1)], i, offsetof(entry, name_next));
-    x->has_account = false;
+    free(x->account);
+    x->account = NULL;
 }
 
 static int32_t find_id(const store_cache *c, int64_t id)
@@ -163,7 +189,7 @@ static int32_t find_name(const store_cache *c, const char *name)
 {
     uint64_t h = name_hash(name);
     for (int32_t i = c->by_name[h & (c->n_buckets - 1)]; i != NIL; i = c->e[i].name_next)
-        if (c->e[i].name_hash == h && strcmp(c->e[i].account.username, name) == 0)
+        if (c->e[i].name_hash == h && strcmp(c->e[i].account->username, name) == 0)
             return i;
     return NIL;
 }
@@ -187,6 +213,7 @@ static int32_t get_or_add(store_cache *c, int64_t id)
         c->free_list = c->e[i].next;
     }
     entry *x = &c->e[i];
+    entry_clear(x);
     memset(x, 0, sizeof *x);
     x->account_id = id;
     size_t b = id_bucket(c, id);
@@ -210,7 +237,7 @@ bool store_cache_get_account(store_cache *c, const char *username, store_account
     pthread_mutex_lock(&c->mu);
     int32_t i = find_name(c, username);
     if (i != NIL) {
-        *out = c->e[i].account;
+        *out = *c->e[i].account;
         touch(c, i);
     }
     pthread_mutex_unlock(&c->mu);
@@ -238,7 +265,14 @@ bool store_cache_get_inventory(store_cache *c, int64_t account_id, store_invento
     int32_t i = find_id(c, account_id);
     bool hit = i != NIL && c->e[i].has_inventory;
     if (hit) {
-        *out = c->e[i].inv;
+        const entry *x = &c->e[i];
+        memset(out, 0, sizeof *out);
+        out->n = x->n_inv;
+        for (size_t k = 0; k < x->n_inv; k++) {
+            out->slots[k].slot = x->inv[k].slot;
+            out->slots[k].item_kind = x->inv[k].item_kind;
+            out->slots[k].quantity = x->inv[k].quantity;
+        }
         touch(c, i);
     }
     pthread_mutex_unlock(&c->mu);
@@ -252,8 +286,10 @@ void store_cache_put_account(store_cache *c, uint32_t gen, const store_account *
         int32_t i = get_or_add(c, a->id);
         entry *x = &c->e[i];
         name_unlink(c, i);
-        x->account = *a;
-        x->has_account = true;
+        x->account = malloc(sizeof *x->account);
+        if (!x->account)
+            core_die("out of memory");
+        *x->account = *a;
         x->name_hash = name_hash(a->username);
         size_t b = x->name_hash & (c->n_buckets - 1);
         x->name_next = c->by_name[b];
@@ -281,8 +317,20 @@ void store_cache_put_inventory(store_cache *c, uint32_t gen, int64_t account_id,
     pthread_mutex_lock(&c->mu);
     if (*stripe(c, account_id) == gen) {
         entry *x = &c->e[get_or_add(c, account_id)];
+        if (inv->n > STORE_INV_SLOTS)
+            core_die("store cache: inventory of %zu slots", inv->n);
+        free(x->inv);
+        x->inv = NULL;
+        x->n_inv = (uint8_t)inv->n;
+        if (inv->n) {
+            x->inv = malloc(inv->n * sizeof *x->inv);
+            if (!x->inv)
+                core_die("out of memory");
+            for (size_t k = 0; k < inv->n; k++)
+                x->inv[k] = (inv_slot){inv->slots[k].slot, inv->slots[k].item_kind,
+                                       inv->slots[k].quantity};
+        }
         x->has_inventory = true;
-        x->inv = *inv;
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -307,8 +355,12 @@ void store_cache_drop_inventory(store_cache *c, int64_t account_id)
     pthread_mutex_lock(&c->mu);
     (*stripe(c, account_id))++;
     int32_t i = find_id(c, account_id);
-    if (i != NIL)
+    if (i != NIL) {
         c->e[i].has_inventory = false;
+        free(c->e[i].inv);
+        c->e[i].inv = NULL;
+        c->e[i].n_inv = 0;
+    }
     pthread_mutex_unlock(&c->mu);
 }
 

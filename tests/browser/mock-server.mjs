@@ -1,7 +1,7 @@
 /* mock-server.mjs - a tiny stand-in for `tessera serve`, for working on
  * the web client without the C server: serves web/, /healthz, /api/login
  * (any valid name/password), and /ws with WELCOME and STATEs (each tick
- * with news, else one a second) for a toy world (NPCs wander, players move
+ * with news, else one every 5 s) for a toy world (NPCs wander, players move
  * by INPUT, AOI radius 100, two shards split at x = world_w / 2). Written from docs/protocol.md.
  * Not a conformance reference: the real server is.
  *
@@ -25,6 +25,7 @@ const WEB_ROOT = path.resolve(arg("web-root", path.join(here, "../../web")));
 const N_NPCS = Number(arg("npcs", 200));
 
 const WORLD = 2048, CELL = 256, CELLS = WORLD / CELL, HZ = 20, AOI = 100;
+const KEEPALIVE_S = 5; // the server's default keepalive_s
 const SPEED = 50, NPC_SPEED = 20, RADIUS = 4;
 const owners = Array.from({ length: CELLS * CELLS }, (_, i) => ((i % CELLS) < CELLS / 2 ? 0 : 1));
 const obstacles = [];
@@ -163,10 +164,10 @@ function step() {
     s.errors.length = 0;
     recs.push(...s.out.splice(0));
     // Like the server: a STATE with nothing to tell is skipped, but for a
-    // keepalive once a second.
+    // keepalive every KEEPALIVE_S seconds.
     const news = recs.length || st.flags || st.leaves.length || st.enters.length ||
       st.deltas.size || s.ack !== s.sentAck;
-    if (!news && tick % HZ !== s.entityId % HZ) continue;
+    if (!news && tick % (HZ * KEEPALIVE_S) !== s.entityId % (HZ * KEEPALIVE_S)) continue;
     s.sentAck = s.ack;
     recs.push(W.record(0x82, W.stateBody(st)));
     s.sock.write(frame(2, W.concat(...recs)));

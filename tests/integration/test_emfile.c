@@ -59,7 +59,7 @@ static void test_emfile_pauses_and_recovers(void **state)
     ts_game g;
     ts_game_init(&g);
     assert_int_equal(ts_game_join(srv.port, name, &ws, &g, 5000), 0);
-    /* it walks, so it is due a STATE every tick (idle, one a second) */
+    /* it walks, so it is due a STATE every tick (idle, one every 5 s) */
     assert_int_equal(ts_game_walk(&ws, &g, 1), 0);
     assert_int_equal(ts_game_wait_ack(&ws, &g, 1, 2000), 0);
 

@@ -93,14 +93,14 @@ static void idle_clients_are_pinged_and_silent_ones_dropped(void **state)
     }
 
     /* The answering client stayed, was pinged, and kept getting STATE:
-     * nothing moves, so the idle ponger gets the keepalive (one a second,
+     * nothing moves, so the idle ponger gets the keepalive (one every 5 s,
      * and a leave or two), the talker that and one per acknowledged input
      * (two a second); a tick with nothing to tell sends nothing. */
     uint32_t n_gp = gp.n_states - gp_states0, n_gt = gt.n_states - gt_states0;
     fprintf(stderr, "ponger: %u pings, %u states in 5 s; talker: %u pings, %u states\n",
             ponger.n_pings_rx, n_gp, talker.n_pings_rx, n_gt);
     assert_true(ponger.n_pings_rx >= 1);
-    assert_true(n_gp >= 4 && n_gp <= 12);
+    assert_true(n_gp >= 1 && n_gp <= 5);
     assert_true(n_gt >= 9 && n_gt <= 25);
     assert_true(gt.view.ack_seq >= seq - 1);
 
@@ -126,10 +126,10 @@ static void idle_clients_are_pinged_and_silent_ones_dropped(void **state)
 }
 
 /* A tick with nothing to tell an idle client sends it nothing, but for a
- * keepalive STATE a second; a walking client gets every tick; and what an
+ * keepalive STATE every keepalive_s (5 s); a walking client gets every tick; and what an
  * idle client asks for (an input's ack, a PONG) still comes within about a
  * tick, not with the next keepalive. */
-static void idle_client_gets_a_state_a_second_and_prompt_answers(void **state)
+static void idle_client_gets_keepalives_and_prompt_answers(void **state)
 {
     (void)state;
     ts_ws idle, walker;
@@ -141,14 +141,14 @@ static void idle_client_gets_a_state_a_second_and_prompt_answers(void **state)
 
     uint32_t si = gi.n_states, sw = gw.n_states;
     uint64_t t0 = ts_now_ms();
-    while (ts_now_ms() - t0 < 3000) {
+    while (ts_now_ms() - t0 < 6000) {
         ts_game_pump(&idle, &gi, 5, NULL, NULL);
         ts_game_pump(&walker, &gw, 5, NULL, NULL);
     }
     uint32_t ni = gi.n_states - si, nw = gw.n_states - sw;
-    fprintf(stderr, "in 3 s: idle %u STATEs, walker %u\n", ni, nw);
-    assert_true(ni >= 2 && ni <= 7); /* 1 to ~2 a second */
-    assert_true(nw >= 50);           /* 20 a second, less scheduling */
+    fprintf(stderr, "in 6 s: idle %u STATEs, walker %u\n", ni, nw);
+    assert_true(ni >= 1 && ni <= 4); /* one or two keepalives (5 s), a leave */
+    assert_true(nw >= 100);          /* 20 a second, less scheduling */
 
     uint64_t ack_sum = 0, ack_max = 0, pong_sum = 0, pong_max = 0;
     for (uint32_t k = 1; k <= 5; k++) {
@@ -169,7 +169,7 @@ static void idle_client_gets_a_state_a_second_and_prompt_answers(void **state)
     fprintf(stderr, "idle client: ack after %llu ms mean (max %llu), PONG %llu ms (max %llu)\n",
             (unsigned long long)(ack_sum / 5), (unsigned long long)ack_max,
             (unsigned long long)(pong_sum / 5), (unsigned long long)pong_max);
-    /* a tick is 50 ms; the keepalive would be up to 1000 */
+    /* a tick is 50 ms; the keepalive would be up to 5000 */
     assert_true(ack_sum / 5 < 100 && ack_max < 250);
     assert_true(pong_sum / 5 < 100 && pong_max < 250);
     assert_int_equal(gi.n_errors, 0);
@@ -226,7 +226,7 @@ int main(void)
     ts_watchdog(90);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(idle_clients_are_pinged_and_silent_ones_dropped),
-        cmocka_unit_test(idle_client_gets_a_state_a_second_and_prompt_answers),
+        cmocka_unit_test(idle_client_gets_keepalives_and_prompt_answers),
         cmocka_unit_test(peer_that_never_answers_close_is_dropped),
         cmocka_unit_test(server_healthy_after_heartbeat_drops),
     };

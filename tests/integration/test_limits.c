@@ -188,7 +188,7 @@ static void client_that_never_reads_is_closed_others_served(void **state)
     ts_ws good;
     ts_game g;
     join("good", &good, &g);
-    /* it walks, so it is due a STATE every tick (idle, one a second) */
+    /* it walks, so it is due a STATE every tick (idle, one every 5 s) */
     assert_int_equal(ts_game_walk(&good, &g, 1), 0);
     assert_int_equal(ts_game_wait_ack(&good, &g, 1, 2000), 0);
 

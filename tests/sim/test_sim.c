@@ -2,7 +2,7 @@
  * authoritative movement, input validation, area of interest against a
  * brute-force distance check (and exact positions), the interest budget,
  * handoff across a shard border with no input lost or applied twice, and
- * STATEs only when there is news (a keepalive once a second). */
+ * STATEs only when there is news (a keepalive every keepalive_s). */
 #include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -561,14 +561,15 @@ static void test_quiet_areas_match_full_aoi(void **state)
 }
 
 /* A STATE goes out when there is news (a leave, enter or move in view, a
- * record, a new ack); otherwise only a keepalive once a second. */
+ * record, a new ack); otherwise only a keepalive every keepalive_s. */
 static void test_idle_states(void **state)
 {
     (void)state;
     harness h;
     h_init(&h, 1, 0, 1);
     h_start(&h);
-    const uint32_t hz = (uint32_t)h.cfg.tick_hz;
+    const uint32_t tick_hz = (uint32_t)h.cfg.tick_hz;
+    const uint32_t hz = tick_hz * (uint32_t)h.cfg.keepalive_s; /* ticks per keepalive */
     h_sess *idle = h_join(&h, "idle", 200.0f, 200.0f);
     h_sess *walker = h_join(&h, "walker", 700.0f, 200.0f); /* far out of each other's view */
     assert_int_equal(h_step(&h), 0);
@@ -581,10 +582,10 @@ static void test_idle_states(void **state)
         assert_int_equal(h_step(&h), 0);
         assert_int_equal(walker->frames_this_tick, 1);
         assert_true(idle->frames_this_tick <= 1);
-        /* the keepalive: never more than a second without a STATE */
+        /* the keepalive: never more than keepalive_s without a STATE */
         assert_true(h.tick - idle->view.tick <= hz);
     }
-    assert_int_equal(idle->frames_total - f_idle, 3);          /* one a second */
+    assert_int_equal(idle->frames_total - f_idle, 3);          /* one per keepalive_s */
     assert_int_equal(walker->frames_total - f_walker, 3 * hz); /* one a tick */
     assert_int_equal(walker->view.ack_seq, walker->seq);
     /* the gateway hears from the shard every tick, STATE or not */
@@ -610,16 +611,16 @@ static void test_idle_states(void **state)
     float d = sqrtf(dx * dx + dy * dy);
     h_input(&h, walker, dx / d, dy / d);
     uint32_t seen_at = 0;
-    for (uint32_t t = 0; t < 20 * hz && !seen_at; t++) {
+    for (uint32_t t = 0; t < 20 * tick_hz && !seen_at; t++) {
         assert_int_equal(h_step(&h), 0);
         if (proto_view_find(&idle->view, walker->entity_id) >= 0)
             seen_at = h.tick;
     }
     assert_true(seen_at != 0);
     f_idle = idle->frames_total;
-    for (uint32_t t = 0; t < hz; t++)
+    for (uint32_t t = 0; t < tick_hz; t++)
         assert_int_equal(h_step(&h), 0);
-    assert_int_equal(idle->frames_total - f_idle, hz);
+    assert_int_equal(idle->frames_total - f_idle, tick_hz);
     sim_stats st;
     sim_shard_stats(h.shards[0], &st);
     assert_true(st.states_skipped > 0 && st.states_sent > 0);

@@ -318,7 +318,7 @@ int ts_game_join(int port, const char *username, ts_ws *ws, ts_game *g, int time
 
 /* Sends INPUT seq heading along x towards the farther world edge, so the
  * player keeps moving (and gets a STATE every tick: an idle client gets
- * one a second) for at least world_w / 2 / player_speed seconds. Needs
+ * one every 5 s) for at least world_w / 2 / player_speed seconds. Needs
  * the WELCOME and the client's own entity in view. Returns 0 or -1. */
 int ts_game_walk(ts_ws *ws, ts_game *g, uint32_t seq);
 
