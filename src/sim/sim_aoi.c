@@ -112,10 +112,21 @@ void sim_cand_reserve(sim_shard *s, size_t n)
     s->cand_cap = cap;
 }
 
-typedef struct enter_cand {
+typedef struct aoi_enter {
     uint64_t key;
     uint32_t slot;
 } enter_cand;
+
+static void ensure_enters(sim_shard *s)
+{
+    if (s->aoi_enters)
+        return;
+    size_t max = (size_t)s->cfg->aoi_max_entities;
+    s->aoi_enters = malloc(max * sizeof *s->aoi_enters);
+    s->aoi_enter_slots = malloc(max * sizeof *s->aoi_enter_slots);
+    if (!s->aoi_enters || !s->aoi_enter_slots)
+        core_die("out of memory");
+}
 
 /* Smallest possible enter: view slot, id, kind, position, empty label. */
 #define ENTER_MIN (1 + 4 + 1 + 8 + 1)
@@ -520,7 +531,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
      * rest. Deltas are never held back (the count cap bounds them: every
      * watcher must have every move, see above); the client's own entity
      * enters whatever it costs. Whatever does not fit enters next tick. */
-    enter_cand enters[1024];
+    ensure_enters(s);
+    enter_cand *enters = s->aoi_enters; /* m <= max of them */
     size_t n_new = 0, n_new_sorted;
     for (size_t i = 0; i < m; i++)
         if (s->known_mark[s->cand[i]] != mark)
@@ -537,7 +549,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         n_new_sorted = n_new;
     }
     qsort(enters, n_new_sorted, sizeof *enters, enter_cmp);
-    uint16_t enter_slots[1024];
+    uint16_t *enter_slots = s->aoi_enter_slots;
     uint16_t free_k = 0;
     for (size_t i = 0; i < n_new_sorted; i++) {
         uint32_t e = enters[i].slot;

@@ -58,10 +58,10 @@ enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 typedef struct sim_client {
     uint32_t session_id;
     uint32_t account_id;
-    uint32_t slot;            /* the player's entity slot */
-    uint32_t last_seq;        /* highest applied client input seq (the ack) */
-    uint32_t sent_seq;        /* last_seq as of the last STATE sent */
-    uint32_t next_gseq;       /* next gateway sequence expected */
+    uint32_t slot;      /* the player's entity slot */
+    uint32_t last_seq;  /* highest applied client input seq (the ack) */
+    uint32_t sent_seq;  /* last_seq as of the last STATE sent */
+    uint32_t next_gseq; /* next gateway sequence expected */
     uint32_t err_refill_tick;
     uint32_t detach_tick;     /* when it was detached */
     uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
@@ -79,25 +79,25 @@ typedef struct sim_client {
     uint16_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick; the
                                   gateway's rate limit keeps it far below 65,535) */
     uint16_t gw_id;
-    uint16_t slot_hi;   /* highest used view slot + 1 */
+    uint16_t slot_hi; /* highest used view slot + 1 */
     uint16_t n_known;
-    uint16_t known_cap; /* entries known_id can hold */
-    int8_t err_tokens;  /* ERROR notices left this second (<= SIM_ERRORS_PER_S) */
-    uint8_t n_pending;  /* held inputs, sorted by gseq */
-    uint8_t pending_cap; /* entries pending can hold (0: not allocated) */
-    uint8_t inv_state;   /* SIM_INV_*: pickups wait for LOADED */
-    bool welcomed : 1;   /* WELCOME has been sent */
-    bool reset : 1;      /* next STATE carries the RESET flag */
-    bool detached : 1;   /* connection lost: no frames; dropped after the grace */
+    uint16_t known_cap;       /* entries known_id can hold */
+    int8_t err_tokens;        /* ERROR notices left this second (<= SIM_ERRORS_PER_S) */
+    uint8_t n_pending;        /* held inputs, sorted by gseq */
+    uint8_t pending_cap;      /* entries pending can hold (0: not allocated) */
+    uint8_t inv_state;        /* SIM_INV_*: pickups wait for LOADED */
+    bool welcomed : 1;        /* WELCOME has been sent */
+    bool reset : 1;           /* next STATE carries the RESET flag */
+    bool detached : 1;        /* connection lost: no frames; dropped after the grace */
     bool is_view_stale : 1;   /* positions of the view are unknown (after a handoff):
                                  the next STATE sends every known entity's absolutely */
     bool is_view_partial : 1; /* the last AOI pass left selected entities out (the
                                  enter budget): the next must run whatever changed */
     float sel_r;              /* distance of the farthest entity the last pass kept
                                  when it had to choose (0: it did not) */
-    sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
-    uint32_t *known_id;   /* [known_cap] */
-    core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
+    sim_pending *pending;     /* [pending_cap], out-of-order inputs only; NULL when none */
+    uint32_t *known_id;       /* [known_cap] */
+    core_buf reliable;        /* records to send in this tick's frame (freed once sent) */
     /* items and chat (sim_items.c, sim_chat.c) */
     core_buf held;     /* held records: u32 gseq, u8 kind, u16 len, body */
     sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
@@ -232,6 +232,8 @@ struct sim_shard {
     uint32_t mark;
     core_buf scratch;             /* one STATE body */
     core_buf scratch_deltas;      /* its delta section, made before the enters */
+    struct aoi_enter *aoi_enters; /* [aoi_max_entities] a pass's enter candidates */
+    uint16_t *aoi_enter_slots;    /* [aoi_max_entities] the view slots they get */
     core_buf frames[BUS_MAX_GWS]; /* one FRAMES message per gateway */
     size_t frames_count_at[BUS_MAX_GWS];
     core_buf out[BUS_MAX_SHARDS]; /* HANDOFF/GHOSTS/INPUTS to other shards */

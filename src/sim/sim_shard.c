@@ -166,6 +166,8 @@ void sim_shard_destroy(sim_shard *s)
     free(s->cand_key);
     core_buf_free(&s->scratch);
     core_buf_free(&s->scratch_deltas);
+    free(s->aoi_enters);
+    free(s->aoi_enter_slots);
     core_buf_free(&s->deferred);
     core_buf_free(&s->deferred_next);
     core_buf_free(&s->msg);
