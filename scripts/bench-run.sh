@@ -2,9 +2,10 @@
 # One workload step (shared/bench/WORKLOADS.md) against a fresh server:
 # `tessera serve` sized for it (`tessera bots --print-server-args`) pinned
 # to core 0, `tessera bots` pinned to core 1, the server stopped afterwards.
-# Writes bench/results/<workload>-<N><tag>.json and prints the bots' summary,
-# then the server's RSS growth per connection: (RSS at the window's end -
-# RSS of the ready server before any bot connected) / N.
+# Writes bench/results/<workload>-<N><tag>.json and prints the bots' summary
+# (with --server-pid it includes the server's RSS growth per connection:
+# RSS at the window's end - RSS of the ready server before any bot
+# connected, over N; JSON server.rss_growth_bytes_per_client).
 #
 #   scripts/bench-run.sh BUILD_DIR WORKLOAD N [extra bots flags...]
 # Environment:
@@ -56,7 +57,6 @@ for _ in $(seq 100); do
   kill -0 "$spid" 2>/dev/null || { tail -20 "$out/$wl-$n$tag.server.log" >&2; exit 1; }
   sleep 0.1
 done
-rss0=$(awk '/^VmRSS:/{print $2}' "/proc/$spid/status")
 flags=()
 [ -z "${BENCH_RAMP:-}" ] || flags+=(--ramp "$BENCH_RAMP")
 [ -z "${BENCH_DURATION:-}" ] || flags+=(--duration "$BENCH_DURATION")
@@ -65,6 +65,4 @@ echo "== $wl N=$n$tag: server $args --port $port" >&2
 "${pin1[@]}" "$build/tessera" bots --workload "$wl" --clients "$n" --jwt-secret "$secret" \
   --target "127.0.0.1:$port" --server-pid "$spid" --json "$f" --quiet "${flags[@]}" "$@" || true
 [ -s "$f" ] || { echo "bench-run: no result for $wl N=$n" >&2; exit 1; }
-rss1=$(sed -n 's/.*"rss_kb_end": *\([0-9]*\).*/\1/p' "$f")
-[ -z "$rss1" ] || echo "  RSS growth     $rss0 -> $rss1 KiB: $(( (rss1 - rss0) * 1024 / n )) B per connection" >&2
 echo "result: $f" >&2

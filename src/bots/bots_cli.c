@@ -499,9 +499,9 @@ int bots_main(int argc, char **argv)
         return 0;
     }
     raise_fd_limit();
+    bots_server_sample before = {0}; /* the server as we found it: RSS growth from here */
     if (o.server_pid > 0) {
-        bots_server_sample s;
-        if (bots_server_sample_read(o.server_pid, &s) != 0) {
+        if (bots_server_sample_read(o.server_pid, &before) != 0) {
             fprintf(stderr, "tessera bots: cannot read /proc/%d (--server-pid)\n", o.server_pid);
             return 2;
         }
@@ -521,6 +521,7 @@ int bots_main(int argc, char **argv)
     } else {
         rc = run_workers(&o, st);
     }
+    st->srv_before = before;
     bots_report_print(&o, st, stdout);
     fflush(stdout);
     if (bots_report_json(&o, st) != 0)

@@ -139,8 +139,9 @@ typedef struct bots_stats {
     uint64_t view_sum;     /* entities seen at the window's end, summed over bots */
     double bots_cpu_s;     /* this process's (all workers') CPU in the window */
     bots_server_sample srv_start, srv_end;
-    bots_hist lat; /* acknowledged input latency, us */
-    bots_hist lag; /* how late inputs left against their schedule, us */
+    bots_server_sample srv_before; /* before the first connection (RSS growth) */
+    bots_hist lat;                 /* acknowledged input latency, us */
+    bots_hist lag;                 /* how late inputs left against their schedule, us */
 } bots_stats;
 
 void bots_stats_init(bots_stats *s);

@@ -105,6 +105,13 @@ static void derive(const bots_opts *o, const bots_stats *s, derived *d)
     }
 }
 
+/* (RSS at the window's end - RSS before the first connection) / clients,
+ * bytes: what each connection costs the server (W2). */
+static double rss_growth_per_client(const bots_stats *s)
+{
+    return ((double)s->srv_end.rss_kb - (double)s->srv_before.rss_kb) * 1024.0 / s->n_clients;
+}
+
 static double ms(uint64_t us)
 {
     return (double)us / 1000.0;
@@ -139,6 +146,9 @@ void bots_report_print(const bots_opts *o, const bots_stats *s, FILE *f)
                 "  server         CPU %.1f%% of a core, %.2f us per client-tick, RSS %" PRIu64
                 " -> %" PRIu64 " KiB\n",
                 d.srv_cpu_pct, d.srv_us_per_client_tick, s->srv_start.rss_kb, s->srv_end.rss_kb);
+    if (s->srv_before.is_ok && s->srv_end.is_ok && s->n_clients)
+        fprintf(f, "  RSS growth     %" PRIu64 " -> %" PRIu64 " KiB: %.0f B per connection\n",
+                s->srv_before.rss_kb, s->srv_end.rss_kb, rss_growth_per_client(s));
     fprintf(f, "  bots           CPU %.1f%% of a core, input send lag p99 %.1f ms\n",
             d.bots_cpu_pct, ms(bots_hist_percentile(&s->lag, 99)));
     fprintf(f,
@@ -260,6 +270,10 @@ int bots_report_json(const bots_opts *o, const bots_stats *s)
         set_int(sv, "rss_kb_end", s->srv_end.rss_kb);
         set_real(sv, "rss_kb_per_client",
                  s->n_clients ? (double)s->srv_end.rss_kb / s->n_clients : 0);
+    }
+    if (s->srv_before.is_ok && s->srv_end.is_ok && s->n_clients) {
+        set_int(sv, "rss_kb_before_clients", s->srv_before.rss_kb);
+        set_real(sv, "rss_growth_bytes_per_client", rss_growth_per_client(s));
     }
     json_object_set_new(root, "server", sv);
 
