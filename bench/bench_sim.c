@@ -15,7 +15,8 @@
  * With --hotspot H the players start within H units of the world's centre
  * and mill there as W3's bots do (an input every tick: a random heading
  * for a second at a time, pulled towards the centre): the crowd's
- * area-of-interest cost without the network. */
+ * area-of-interest cost without the network (one shard: with --shards
+ * above 1 the players stand still). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
