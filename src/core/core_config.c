@@ -83,7 +83,8 @@ static const key_desc keys[] = {
     K_INT(snapshot_interval_s, "cell snapshot period (s); 0 disables snapshots and the tick log"),
     K_DBL(aoi_radius, "area-of-interest radius (units)"),
     K_INT(aoi_max_entities, "most entities one client is sent"),
-    K_INT(aoi_max_bytes, "bytes per client per tick: records + STATE + framing; enters beyond it wait"),
+    K_INT(aoi_max_bytes,
+          "bytes per client per tick: records + STATE + framing; enters beyond it wait"),
     K_INT(max_inputs_per_tick, "inputs per client per tick before rejection"),
     K_STR(log_level, "debug, info, warn or error"),
 };

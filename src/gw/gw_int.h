@@ -97,10 +97,10 @@ typedef struct gw_rate {
  * upgrade needs lives in `up` until the session starts. */
 typedef struct gw_conn {
     int fd;
-    uint32_t id;       /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
-    uint32_t ev_mask;  /* epoll events currently registered */
-    uint8_t state;     /* gw_conn_state */
-    bool is_touched : 1;           /* on g->touched for the end-of-round write */
+    uint32_t id;         /* (gen << 20) | slot; also the WebSocket session id; 0 = unused record */
+    uint32_t ev_mask;    /* epoll events currently registered */
+    uint8_t state;       /* gw_conn_state */
+    bool is_touched : 1; /* on g->touched for the end-of-round write */
     bool is_flush_extra : 1;       /* next flush sends extra even without a STATE */
     bool is_extra_waiting : 1;     /* on g->extra_wait: extra waits for its shard's tick */
     bool is_close_after_flush : 1; /* close the fd as soon as out drains */
@@ -114,11 +114,11 @@ typedef struct gw_conn {
     bool needs_reset : 1;          /* a STATE was dropped: deltas wait for a RESET STATE */
     uint16_t route_shard;          /* shard that owns the session's entity */
     uint16_t close_code;           /* the code that ended the session (logs, metrics) */
-    uint8_t addr[16]; /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
-    uint32_t entity_id; /* 0 until ROUTE tells us */
+    uint8_t addr[16];              /* peer address (IPv4 as v4-mapped IPv6), per-address cap key */
+    uint32_t entity_id;            /* 0 until ROUTE tells us */
 
-    gw_io *io;               /* owned, or &g->io_none (all empty: never written) */
-    gw_upgrade *up;          /* while an upgrade waits for its player record, else NULL */
+    gw_io *io;      /* owned, or &g->io_none (all empty: never written) */
+    gw_upgrade *up; /* while an upgrade waits for its player record, else NULL */
     /* One or the other by state (the sweep reads each in its own):
      * HTTP, LOGIN_WAIT and CLOSING have a deadline, an open session
      * (WS) the time of its last frame. */
@@ -128,7 +128,7 @@ typedef struct gw_conn {
     };
     uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
-    uint32_t gseq;      /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
+    uint32_t gseq; /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
 
     uint32_t drops_total; /* records dropped by the rate limit, ever */
@@ -168,8 +168,8 @@ struct gw {
     /* slot -> connection record, n_slots entries (calloc'd: the pages of
      * slots never used are never touched); id 0 = unused */
     gw_conn *conns;
-    gw_io io_none; /* the io of every connection with nothing buffered; all zero, never written */
-    uint32_t *gens;  /* slot -> current generation (1..GW_GEN_MAX) */
+    gw_io io_none;  /* the io of every connection with nothing buffered; all zero, never written */
+    uint32_t *gens; /* slot -> current generation (1..GW_GEN_MAX) */
     /* Free slots, a FIFO ring: a slot is reused as late as possible, so a
      * stale id (a late shard frame, a login result) almost never meets
      * the same slot with a wrapped generation. */

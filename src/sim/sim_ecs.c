@@ -126,7 +126,7 @@ static void gather_slots(sim_shard *s, const uint32_t *order, uint32_t n)
 #define GATHER(f)                                                                                  \
     do {                                                                                           \
         void *old_ = s->f;                                                                         \
-        s->f = shrink(gather(old_, sizeof *s->f, order, n, spare, s->cap), sizeof *s->f, s->cap); \
+        s->f = shrink(gather(old_, sizeof *s->f, order, n, spare, s->cap), sizeof *s->f, s->cap);  \
         spare = old_;                                                                              \
     } while (0)
     _Static_assert(sizeof *s->name >= sizeof *s->item && sizeof *s->item >= 4,

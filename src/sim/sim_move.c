@@ -190,7 +190,8 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
     for (uint32_t i = 0; i < s->n_used; i++) { /* afterwards start[k] = beginning of k */
         if (!is_body(s, i))
             continue;
-        uint32_t k = --start[bucket_of(b, s->x[i], s->y[i])]; /* as counted: x, y have not changed */
+        uint32_t k =
+            --start[bucket_of(b, s->x[i], s->y[i])]; /* as counted: x, y have not changed */
         uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
         s->body_x[k] = s->x[i];
         s->body_y[k] = s->y[i];

@@ -327,8 +327,8 @@ void store_cache_put_inventory(store_cache *c, uint32_t gen, int64_t account_id,
             if (!x->inv)
                 core_die("out of memory");
             for (size_t k = 0; k < inv->n; k++)
-                x->inv[k] = (inv_slot){inv->slots[k].slot, inv->slots[k].item_kind,
-                                       inv->slots[k].quantity};
+                x->inv[k] =
+                    (inv_slot){inv->slots[k].slot, inv->slots[k].item_kind, inv->slots[k].quantity};
         }
         x->has_inventory = true;
     }

@@ -198,8 +198,9 @@ static int send_pickup(ts_ws *ws, uint32_t req, uint32_t entity)
 
 static int send_drop(ts_ws *ws, uint32_t req, uint8_t slot)
 {
-    uint8_t m[7] = {PROTO_C_DROP, 5, (uint8_t)req, (uint8_t)(req >> 8), (uint8_t)(req >> 16),
-                    (uint8_t)(req >> 24), slot};
+    uint8_t m[7] = {
+        PROTO_C_DROP,         5,   (uint8_t)req, (uint8_t)(req >> 8), (uint8_t)(req >> 16),
+        (uint8_t)(req >> 24), slot};
     return ts_ws_send_binary(ws, m, sizeof m);
 }
 
@@ -219,8 +220,8 @@ static void test_cheats(void **state)
     assert_int_equal(ts_game_join(srv.port, na, &a, &ga, 5000), 0);
     assert_int_equal(ts_game_join(srv.port, nb, &b, &gb, 5000), 0);
     assert_int_equal(ts_game_pump(&a, &ga, 5000, has_inventory, &inv), 0);
-    const char *reasons[] = {"out_of_range", "not_finite", "stale_seq", "too_many_inputs",
-                             "not_an_item", "bad_slot"};
+    const char *reasons[] = {"out_of_range",    "not_finite",  "stale_seq",
+                             "too_many_inputs", "not_an_item", "bad_slot"};
     double before[6];
     for (int i = 0; i < 6; i++)
         before[i] = rejected(reasons[i]);
