@@ -129,6 +129,15 @@ static void test_input_validation(void **state)
     h_free(&h);
 }
 
+/* The entity with this id among n, or NULL. */
+static const sim_entity_info *find_entity(const sim_entity_info *all, size_t n, uint32_t id)
+{
+    for (size_t k = 0; k < n; k++)
+        if (all[k].id == id)
+            return &all[k];
+    return NULL;
+}
+
 /* Every entity within radius - tol must be in the view, none beyond
  * radius + tol, where tol is one tick of motion. Returns checks made. */
 static long check_aoi(harness *h, float tol)
@@ -139,10 +148,7 @@ static long check_aoi(harness *h, float tol)
     long checks = 0;
     for (int i = 0; i < h->n_sess; i++) {
         h_sess *s = &h->sess[i];
-        const sim_entity_info *self = NULL;
-        for (size_t k = 0; k < n; k++)
-            if (all[k].id == s->entity_id)
-                self = &all[k];
+        const sim_entity_info *self = find_entity(all, n, s->entity_id);
         if (!self || s->is_gone)
             continue; /* in transit between shards this instant, or left */
         for (size_t k = 0; k < n; k++) {
@@ -177,10 +183,7 @@ static long check_views_exact(harness *h)
         size_t n = sim_shard_entities(h->shards[sh], own, 4096);
         for (int i = 0; i < h->n_sess; i++) {
             h_sess *s = &h->sess[i];
-            bool is_here = false;
-            for (size_t k = 0; k < n; k++)
-                is_here |= own[k].id == s->entity_id;
-            if (!is_here || s->route != sh)
+            if (!find_entity(own, n, s->entity_id) || s->route != sh)
                 continue;
             for (size_t k = 0; k < n; k++) {
                 int slot = proto_view_find(&s->view, own[k].id);
@@ -267,12 +270,9 @@ static void test_aoi_budget(void **state)
  * orders them: distance squared in float, ties by entity id. */
 static int nearest_ids(const sim_entity_info *all, size_t n, uint32_t me, int k, uint32_t *out)
 {
-    float px = 0, py = 0;
-    for (size_t i = 0; i < n; i++)
-        if (all[i].id == me) {
-            px = all[i].x;
-            py = all[i].y;
-        }
+    const sim_entity_info *self = find_entity(all, n, me);
+    assert_non_null(self);
+    float px = self->x, py = self->y;
     int got = 0;
     out[got++] = me;
     bool *used = calloc(n, sizeof *used);
@@ -459,10 +459,7 @@ static long check_views_complete(harness *h)
     long checks = 0;
     for (int i = 0; i < h->n_sess; i++) {
         h_sess *s = &h->sess[i];
-        const sim_entity_info *self = NULL;
-        for (size_t k = 0; k < n; k++)
-            if (all[k].id == s->entity_id)
-                self = &all[k];
+        const sim_entity_info *self = find_entity(all, n, s->entity_id);
         if (s->is_gone || !self)
             continue;
         uint32_t want = 0;
