@@ -66,38 +66,6 @@ static inline float key_d2(uint64_t key)
     return d2;
 }
 
-static inline void swap_cand(sim_shard *s, size_t i, size_t j)
-{
-    uint32_t t = s->cand[i];
-    s->cand[i] = s->cand[j];
-    s->cand[j] = t;
-    uint64_t k = s->cand_key[i];
-    s->cand_key[i] = s->cand_key[j];
-    s->cand_key[j] = k;
-}
-
-/* Quickselect: afterwards cand[0..k) are the k nearest (unordered). */
-static void select_nearest(sim_shard *s, size_t n, size_t k)
-{
-    size_t lo = 0, hi = n;
-    while (hi - lo > 1) {
-        size_t mid = lo + (hi - lo) / 2;
-        swap_cand(s, mid, hi - 1);
-        uint64_t pk = s->cand_key[hi - 1];
-        size_t store = lo;
-        for (size_t i = lo; i < hi - 1; i++)
-            if (s->cand_key[i] < pk)
-                swap_cand(s, i, store++);
-        swap_cand(s, store, hi - 1);
-        if (store == k || store + 1 == k)
-            return;
-        if (store > k)
-            hi = store;
-        else
-            lo = store + 1;
-    }
-}
-
 void sim_cand_reserve(sim_shard *s, size_t n)
 {
     if (n <= s->cand_cap)
@@ -106,16 +74,11 @@ void sim_cand_reserve(sim_shard *s, size_t n)
     while (cap < n)
         cap *= 2;
     s->cand = realloc(s->cand, cap * sizeof *s->cand);
-    s->cand_key = realloc(s->cand_key, cap * sizeof *s->cand_key);
-    if (!s->cand || !s->cand_key)
+    s->cand_in = realloc(s->cand_in, cap * sizeof *s->cand_in);
+    if (!s->cand || !s->cand_in)
         core_die("out of memory");
     s->cand_cap = cap;
 }
-
-typedef struct aoi_enter {
-    uint64_t key;
-    uint32_t slot;
-} enter_cand;
 
 static void ensure_enters(sim_shard *s)
 {
@@ -131,20 +94,21 @@ static void ensure_enters(sim_shard *s)
 /* Smallest possible enter: view slot, id, kind, position, empty label. */
 #define ENTER_MIN (1 + 4 + 1 + 8 + 1)
 
-/* Quickselect: afterwards e[0..k) are the k first in key order. */
-static void select_enters(enter_cand *e, size_t n, size_t k)
+/* Quickselect: afterwards e[0..k) are the k first in key order
+ * (unordered). */
+static void select_first(sim_cand *e, size_t n, size_t k)
 {
     size_t lo = 0, hi = n;
     while (hi - lo > 1) {
         size_t mid = lo + (hi - lo) / 2;
-        enter_cand t = e[mid];
+        sim_cand t = e[mid];
         e[mid] = e[hi - 1];
         e[hi - 1] = t;
         uint64_t pk = t.key;
         size_t store = lo;
         for (size_t i = lo; i < hi - 1; i++)
             if (e[i].key < pk) {
-                enter_cand u = e[i];
+                sim_cand u = e[i];
                 e[i] = e[store];
                 e[store++] = u;
             }
@@ -162,7 +126,7 @@ static void select_enters(enter_cand *e, size_t n, size_t k)
 
 static int enter_cmp(const void *a, const void *b)
 {
-    uint64_t x = ((const enter_cand *)a)->key, y = ((const enter_cand *)b)->key;
+    uint64_t x = ((const sim_cand *)a)->key, y = ((const sim_cand *)b)->key;
     return x < y ? -1 : x > y;
 }
 
@@ -324,8 +288,8 @@ static void quiet_client(sim_shard *s, uint32_t ci)
     frame_out(s, c);
 }
 
-/* Entities alive within sqrt(reach2) of (px, py) into s->cand /
- * s->cand_key (the client's own with key 0); returns how many. */
+/* Entities alive within sqrt(reach2) of (px, py) into s->cand_in (the
+ * client's own with key 0); returns how many. */
 static size_t aoi_collect(sim_shard *s, uint32_t self, float px, float py, float reach2)
 {
     float r = sqrtf(reach2);
@@ -343,8 +307,7 @@ static size_t aoi_collect(sim_shard *s, uint32_t self, float px, float py, float
         float d2 = dx * dx + dy * dy;
         if (d2 > reach2)
             continue;
-        s->cand[m] = e;
-        s->cand_key[m] = e == self ? 0 : cand_key(d2, s->id[e]); /* self first, always */
+        s->cand_in[m] = (sim_cand){e == self ? 0 : cand_key(d2, s->id[e]), e}; /* self first */
         m++;
     }
     return m;
@@ -367,8 +330,7 @@ static size_t aoi_known(sim_shard *s, const sim_client *c, float px, float py)
         float d2 = dx * dx + dy * dy;
         if (d2 > s->aoi_r2)
             continue;
-        s->cand[m] = e;
-        s->cand_key[m] = e == c->slot ? 0 : cand_key(d2, id);
+        s->cand_in[m] = (sim_cand){e == c->slot ? 0 : cand_key(d2, id), e};
         m++;
     }
     return m;
@@ -424,13 +386,13 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         c->sel_r = 0.0f;
     if (!is_light && m >= max) { /* (== max when narrowed: the full radius may hold more) */
         if (m > max)
-            select_nearest(s, m, max);
+            select_first(s->cand_in, m, max);
         if (m > max || reach2 < s->aoi_r2)
             core_counter_add(s->m_aoi_capped, 1);
         m = max;
         uint64_t far = 0;
         for (size_t i = 0; i < m; i++)
-            far = s->cand_key[i] > far ? s->cand_key[i] : far;
+            far = s->cand_in[i].key > far ? s->cand_in[i].key : far;
         c->sel_r = sqrtf(key_d2(far));
     }
     uint32_t mark = ++s->mark;
@@ -440,7 +402,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         mark = s->mark = 1;
     }
     for (size_t i = 0; i < m; i++)
-        s->stamp[s->cand[i]] = mark;
+        s->stamp[s->cand_in[i].slot] = mark;
 
     core_buf *b = &s->scratch;
     core_buf_reset(b);
@@ -532,18 +494,18 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
      * watcher must have every move, see above); the client's own entity
      * enters whatever it costs. Whatever does not fit enters next tick. */
     ensure_enters(s);
-    enter_cand *enters = s->aoi_enters; /* m <= max of them */
+    sim_cand *enters = s->aoi_enters; /* m <= max of them */
     size_t n_new = 0, n_new_sorted;
     for (size_t i = 0; i < m; i++)
-        if (s->known_mark[s->cand[i]] != mark)
-            enters[n_new++] = (enter_cand){s->cand_key[i], s->cand[i]};
+        if (s->known_mark[s->cand_in[i].slot] != mark)
+            enters[n_new++] = s->cand_in[i];
     size_t budget = (size_t)s->cfg->aoi_max_bytes, n_enter = 0;
     size_t used = c->reliable.len + FRAME_OVERHEAD + b->len + d->len + core_varint_len(n_new);
     /* only the nearest few can fit (an enter is >= ENTER_MIN bytes; the
      * client's own always goes): order just those */
     size_t n_fit = (used < budget ? (budget - used) / ENTER_MIN : 0) + 1;
     if (n_fit < n_new) {
-        select_enters(enters, n_new, n_fit);
+        select_first(enters, n_new, n_fit);
         n_new_sorted = n_fit;
     } else {
         n_new_sorted = n_new;

@@ -103,6 +103,13 @@ typedef struct sim_client {
     sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
 } sim_client;
 
+/* An area-of-interest candidate: its slot and its place in the order
+ * "nearest first, ties by entity id" as one integer (sim_aoi.c). */
+typedef struct sim_cand {
+    uint64_t key;
+    uint32_t slot;
+} sim_cand;
+
 typedef struct sim_cmd {
     uint32_t entity_id;
     uint32_t client;
@@ -224,15 +231,15 @@ struct sim_shard {
     /* per-tick scratch */
     sim_cmd *cmds;
     uint32_t n_cmds, cmds_cap;
-    uint32_t *cand;     /* AOI candidates: slots */
-    uint64_t *cand_key; /* and their order: distance squared, then entity id */
+    uint32_t *cand;    /* grid query results: slots */
+    sim_cand *cand_in; /* those within reach, with their order keys (AOI) */
     size_t cand_cap;
     uint32_t *stamp;      /* per slot: mark of the client being processed */
     uint32_t *known_mark; /* per slot: mark when already in the client's view */
     uint32_t mark;
     core_buf scratch;             /* one STATE body */
     core_buf scratch_deltas;      /* its delta section, made before the enters */
-    struct aoi_enter *aoi_enters; /* [aoi_max_entities] a pass's enter candidates */
+    sim_cand *aoi_enters;         /* [aoi_max_entities] a pass's enter candidates */
     uint16_t *aoi_enter_slots;    /* [aoi_max_entities] the view slots they get */
     core_buf frames[BUS_MAX_GWS]; /* one FRAMES message per gateway */
     size_t frames_count_at[BUS_MAX_GWS];
@@ -288,7 +295,7 @@ void sim_clamp_world(const sim_shard *s, float *x, float *y);
 int sim_obstacles_index(sim_shard *s);
 
 /* sim_aoi.c */
-/* Makes s->cand and s->cand_key hold at least n. */
+/* Makes s->cand and s->cand_in hold at least n. */
 void sim_cand_reserve(sim_shard *s, size_t n);
 void sim_aoi_client(sim_shard *s, uint32_t ci);
 void sim_aoi_clear_client(sim_shard *s, sim_client *c);

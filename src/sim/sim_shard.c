@@ -163,7 +163,7 @@ void sim_shard_destroy(sim_shard *s)
     free(s->fwd);
     free(s->cmds);
     free(s->cand);
-    free(s->cand_key);
+    free(s->cand_in);
     core_buf_free(&s->scratch);
     core_buf_free(&s->scratch_deltas);
     free(s->aoi_enters);
