@@ -47,7 +47,8 @@ static void test_emfile_pauses_and_recovers(void **state)
     low.rlim_cur = 64;
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
     ts_server srv;
-    static const char *const args[] = {"--npcs", "0", "--shards", "1", NULL};
+    static const char *const args[] = {"--npcs",     "0", "--shards", "1",
+                                       "--map-file", "",  NULL}; /* no obstacle stops the walker */
     int rc = ts_server_start(&srv, args);
     assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
     assert_int_equal(rc, 0);

@@ -36,6 +36,8 @@ static int group_setup(void **state)
                           "2",
                           "--npcs",
                           "0",
+                          "--map-file", /* no obstacles: a walker is never stopped */
+                          "",
                           NULL};
     return ts_server_start(&g_srv, args);
 }

@@ -174,6 +174,8 @@ static void client_that_never_reads_is_closed_others_served(void **state)
                           "2",
                           "--npcs",
                           "0",
+                          "--map-file", /* no obstacle stops the walker */
+                          "",
                           NULL};
     start(args);
 

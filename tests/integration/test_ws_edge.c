@@ -31,7 +31,9 @@ static ts_server g_srv;
 static int group_setup(void **state)
 {
     (void)state;
-    const char *args[] = {"--shards", "2", "--npcs", "0", "--jwt-secret", JWT_SECRET, NULL};
+    const char *args[] = {"--shards",     "2",        "--npcs", "0",
+                          "--map-file",   "", /* no obstacle stops a walker */
+                          "--jwt-secret", JWT_SECRET, NULL};
     return ts_server_start(&g_srv, args);
 }
 
