@@ -25,6 +25,7 @@
 
 #include "bus.h"
 #include "core_config.h"
+#include "core_hash.h"
 #include "core_log.h"
 #include "core_rng.h"
 #include "core_time.h"
@@ -202,6 +203,13 @@ int main(int argc, char **argv)
         frames += bt.n_msgs;
     }
     long rss1 = rss_bytes();
+    /* the world's state after the run, so that a change meant to be only
+     * faster can be checked to land on the same bits */
+    uint64_t state = CORE_FNV_OFFSET;
+    for (int i = 0; i < shards; i++) {
+        uint64_t h = sim_shard_hash(sh[i]);
+        state = core_fnv1a(state, &h, sizeof h);
+    }
     size_t n = (size_t)ticks * (size_t)shards;
     qsort(dur, n, sizeof *dur, cmp_u64);
     qsort(cpu, n, sizeof *cpu, cmp_u64);
@@ -212,9 +220,10 @@ int main(int argc, char **argv)
            "\"ticks\":%d,\"tick_cpu_ms_median\":%.3f,\"tick_ms_median\":%.3f,\"tick_ms_p99\":%.3f,"
            "\"tick_ms_max\":%.3f,"
            "\"entity_updates_per_s_per_core\":%.0f,\"bytes_per_entity\":%.0f,\"bus_bytes_to_"
-           "gateway_per_tick\":%.0f}\n",
+           "gateway_per_tick\":%.0f,\"state_hash\":\"%016llx\"}\n",
            entities, players, shards, world, ticks, (double)cpu[n / 2] / 1e6, med, p99, mx, per_s,
-           (double)(rss1 - rss0) / (entities + players), (double)frame_bytes / ticks);
+           (double)(rss1 - rss0) / (entities + players), (double)frame_bytes / ticks,
+           (unsigned long long)state);
     (void)frames;
     store_close(st);
     for (int i = 0; i < shards; i++)

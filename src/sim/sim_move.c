@@ -11,12 +11,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 #include "core_hash.h"
 #include "core_log.h"
+#include "core_simd.h"
 #include "sim_int.h"
 
 #define COL_NEIGH_MAX 64 /* neighbours examined per entity per tick */
@@ -119,6 +116,50 @@ typedef struct broad {
     float inv; /* 1 / bucket side */
 } broad;
 
+#if defined(__SSE2__)
+/* Four consecutive slots as the per-tick passes see them (sim_move's
+ * integration and count, broad_finish's scatter): lane masks (all ones or
+ * zeros) and positions. The scalar loops after each vector loop are the
+ * definition; the lanes give the same bits. */
+typedef struct lanes4 {
+    __m128i owned; /* alive, not a ghost */
+    __m128i body;  /* alive, not an item (is_body) */
+    __m128i kind;
+    __m128 x, y;
+} lanes4;
+
+static inline lanes4 lanes_load(const sim_shard *s, const broad *b, uint32_t i)
+{
+    (void)b;
+    __m128i fl = core_bytes4(s->flags + i);
+    const __m128i alive = _mm_set1_epi32(SIM_F_ALIVE);
+    lanes4 l;
+    l.kind = core_bytes4(s->kind + i);
+    l.owned = _mm_cmpeq_epi32(_mm_and_si128(fl, _mm_set1_epi32(SIM_F_ALIVE | SIM_F_GHOST)), alive);
+    l.body = _mm_andnot_si128(_mm_cmpeq_epi32(l.kind, _mm_set1_epi32(PROTO_KIND_ITEM)),
+                              _mm_cmpeq_epi32(_mm_and_si128(fl, alive), alive));
+    l.x = _mm_loadu_ps(s->x + i);
+    l.y = _mm_loadu_ps(s->y + i);
+    return l;
+}
+
+/* The collision bucket of each body lane (bucket_of); returns the mask of
+ * body lanes (bit t for lane t). */
+static inline int lanes_buckets(const lanes4 *l, const broad *b, uint32_t bucket[4])
+{
+    int m = _mm_movemask_ps(_mm_castsi128_ps(l->body));
+    if (!m)
+        return 0;
+    const __m128 inv = _mm_set1_ps(b->inv);
+    uint32_t bx[4], by[4];
+    _mm_storeu_si128((__m128i *)bx, core_cell4(l->x, inv, _mm_set1_ps((float)(b->nx - 1))));
+    _mm_storeu_si128((__m128i *)by, core_cell4(l->y, inv, _mm_set1_ps((float)(b->ny - 1))));
+    for (int t = 0; t < 4; t++)
+        bucket[t] = by[t] * b->nx + bx[t];
+    return m;
+}
+#endif
+
 static inline uint32_t bcoord(float v, float inv, uint32_t n)
 {
     float f = v * inv;
@@ -187,11 +228,26 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
      * masks them off): keep the padding initialised */
     for (uint32_t k = n; k < n + BODY_PROBE; k++)
         s->body_x[k] = s->body_y[k] = 0.0f;
-    for (uint32_t i = 0; i < s->n_used; i++) { /* afterwards start[k] = beginning of k */
+    /* afterwards start[k] = beginning of k; x, y have not changed since
+     * they were counted */
+    uint32_t i = 0;
+#if defined(__SSE2__)
+    for (; i + 4 <= s->n_used; i += 4) {
+        lanes4 l = lanes_load(s, b, i);
+        uint32_t bucket[4];
+        int m = lanes_buckets(&l, b, bucket);
+        for (; m; m &= m - 1) {
+            uint32_t t = (uint32_t)__builtin_ctz((unsigned)m), k = --start[bucket[t]];
+            s->body_x[k] = s->x[i + t];
+            s->body_y[k] = s->y[i + t];
+            s->body_slot[k] = (i + t) | ((s->flags[i + t] & SIM_F_GHOST) ? BODY_GHOST : 0);
+        }
+    }
+#endif
+    for (; i < s->n_used; i++) {
         if (!is_body(s, i))
             continue;
-        uint32_t k =
-            --start[bucket_of(b, s->x[i], s->y[i])]; /* as counted: x, y have not changed */
+        uint32_t k = --start[bucket_of(b, s->x[i], s->y[i])];
         uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
         s->body_x[k] = s->x[i];
         s->body_y[k] = s->y[i];
@@ -391,17 +447,69 @@ void sim_slots_sort(sim_shard *s)
     free(taken);
 }
 
-void sim_move(sim_shard *s)
+/* One pass over the slots: NPC headings, integration, and the bodies
+ * counted into their collision buckets. Returns the number of bodies. */
+static uint32_t integrate_count(sim_shard *s, const broad *b)
 {
-    if (s->log)
-        sim_log_step(s);
-    float dt = s->dt;
-    bool obstacles = s->obs_list != NULL;
-    float min = 2.0f * (float)s->cfg->entity_radius;
-    broad b = broad_prepare(s, min);
-    uint32_t n_bodies = 0;
-    /* one pass: NPC headings, integrate, count into the collision buckets */
-    for (uint32_t i = 0; i < s->n_used; i++) {
+    const float dt = s->dt;
+    const bool obstacles = s->obs_list != NULL;
+    uint32_t *count = s->bucket_start;
+    uint32_t n_bodies = 0, i = 0;
+#if defined(__SSE2__)
+    /* Four slots at a time, without a branch per slot: which NPCs turn
+     * (rare) and which entities move (a quarter of NPCs stand, at random)
+     * are lane masks. */
+    const float r = (float)s->cfg->entity_radius;
+    const __m128 vr = _mm_set1_ps(r), vdt = _mm_set1_ps(dt), zero = _mm_setzero_ps();
+    const __m128 vw = _mm_set1_ps((float)s->cells->world_w - r);
+    const __m128 vh = _mm_set1_ps((float)s->cells->world_h - r);
+    const __m128i sign = _mm_set1_epi32(INT32_MIN);
+    const __m128i tick = _mm_xor_si128(_mm_set1_epi32((int32_t)s->tick), sign);
+    const __m128i npc = _mm_set1_epi32(PROTO_KIND_NPC);
+    for (; i + 4 <= s->n_used; i += 4) {
+        /* an NPC's turn reads its id: fetch the ids ahead (a turn is a
+         * few per cent of slots, each a cache miss otherwise) */
+        if ((i & 15) == 0)
+            __builtin_prefetch(s->id + i + 256);
+        lanes4 l = lanes_load(s, b, i);
+        /* tick >= wander_tick, unsigned: compared with the sign bit flipped */
+        __m128i wt = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s->wander_tick + i)), sign);
+        __m128i due = _mm_andnot_si128(_mm_cmpgt_epi32(wt, tick),
+                                       _mm_and_si128(l.owned, _mm_cmpeq_epi32(l.kind, npc)));
+        for (int m = _mm_movemask_ps(_mm_castsi128_ps(due)); m; m &= m - 1)
+            npc_wander(s, i + (uint32_t)__builtin_ctz((unsigned)m));
+        __m128 dx = _mm_loadu_ps(s->dir_x + i), dy = _mm_loadu_ps(s->dir_y + i);
+        __m128 still = _mm_and_ps(_mm_cmpeq_ps(dx, zero), _mm_cmpeq_ps(dy, zero));
+        __m128 moving = _mm_andnot_ps(still, _mm_castsi128_ps(l.owned));
+        int mv = _mm_movemask_ps(moving);
+        if (mv) {
+            __m128 sp = _mm_loadu_ps(s->speed + i);
+            /* x + dir * speed * dt, clamped to [r, w - r] as clamp_world */
+            __m128 nx = _mm_add_ps(l.x, _mm_mul_ps(_mm_mul_ps(dx, sp), vdt));
+            __m128 ny = _mm_add_ps(l.y, _mm_mul_ps(_mm_mul_ps(dy, sp), vdt));
+            nx = _mm_min_ps(_mm_max_ps(nx, vr), vw);
+            ny = _mm_min_ps(_mm_max_ps(ny, vr), vh);
+            l.x = core_select4(moving, nx, l.x);
+            l.y = core_select4(moving, ny, l.y);
+            _mm_storeu_ps(s->x + i, l.x);
+            _mm_storeu_ps(s->y + i, l.y);
+            if (obstacles) {
+                for (int m = mv; m; m &= m - 1) {
+                    uint32_t j = i + (uint32_t)__builtin_ctz((unsigned)m);
+                    sim_push_out_of_obstacles(s, &s->x[j], &s->y[j]);
+                }
+                l.x = _mm_loadu_ps(s->x + i);
+                l.y = _mm_loadu_ps(s->y + i);
+            }
+        }
+        uint32_t bucket[4];
+        for (int m = lanes_buckets(&l, b, bucket); m; m &= m - 1) {
+            count[bucket[__builtin_ctz((unsigned)m)]]++;
+            n_bodies++;
+        }
+    }
+#endif
+    for (; i < s->n_used; i++) {
         bool is_owned = (s->flags[i] & (SIM_F_ALIVE | SIM_F_GHOST)) == SIM_F_ALIVE;
         if (is_owned && s->kind[i] == PROTO_KIND_NPC && s->tick >= s->wander_tick[i])
             npc_wander(s, i);
@@ -415,10 +523,21 @@ void sim_move(sim_shard *s)
             s->y[i] = y;
         }
         if (is_body(s, i)) {
-            s->bucket_start[bucket_of(&b, s->x[i], s->y[i])]++;
+            count[bucket_of(b, s->x[i], s->y[i])]++;
             n_bodies++;
         }
     }
+    return n_bodies;
+}
+
+void sim_move(sim_shard *s)
+{
+    if (s->log)
+        sim_log_step(s);
+    bool obstacles = s->obs_list != NULL;
+    float min = 2.0f * (float)s->cfg->entity_radius;
+    broad b = broad_prepare(s, min);
+    uint32_t n_bodies = integrate_count(s, &b);
     broad_finish(s, &b, n_bodies);
     s->n_disp = 0;
     for (uint32_t k = 0; k < n_bodies; k++)
