@@ -33,5 +33,15 @@ static inline __m128i core_cell4(__m128 v, __m128 inv, __m128 last /* (float)(n 
     __m128 f = _mm_max_ps(_mm_mul_ps(v, inv), _mm_setzero_ps());
     return _mm_cvttps_epi32(_mm_min_ps(f, last));
 }
+
+/* a * k + c, lane by lane, modulo 2^32 (SSE2 has no 32-bit multiply). */
+static inline __m128i core_muladd4(__m128i a, uint32_t k, __m128i c)
+{
+    __m128i vk = _mm_set1_epi32((int)k);
+    __m128i even = _mm_mul_epu32(a, vk), odd = _mm_mul_epu32(_mm_srli_epi64(a, 32), vk);
+    __m128i lo = _mm_unpacklo_epi32(_mm_shuffle_epi32(even, _MM_SHUFFLE(0, 0, 2, 0)),
+                                    _mm_shuffle_epi32(odd, _MM_SHUFFLE(0, 0, 2, 0)));
+    return _mm_add_epi32(lo, c);
+}
 #endif
 #endif

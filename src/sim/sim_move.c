@@ -128,9 +128,8 @@ typedef struct lanes4 {
     __m128 x, y;
 } lanes4;
 
-static inline lanes4 lanes_load(const sim_shard *s, const broad *b, uint32_t i)
+static inline lanes4 lanes_load(const sim_shard *s, uint32_t i)
 {
-    (void)b;
     __m128i fl = core_bytes4(s->flags + i);
     const __m128i alive = _mm_set1_epi32(SIM_F_ALIVE);
     lanes4 l;
@@ -151,11 +150,9 @@ static inline int lanes_buckets(const lanes4 *l, const broad *b, uint32_t bucket
     if (!m)
         return 0;
     const __m128 inv = _mm_set1_ps(b->inv);
-    uint32_t bx[4], by[4];
-    _mm_storeu_si128((__m128i *)bx, core_cell4(l->x, inv, _mm_set1_ps((float)(b->nx - 1))));
-    _mm_storeu_si128((__m128i *)by, core_cell4(l->y, inv, _mm_set1_ps((float)(b->ny - 1))));
-    for (int t = 0; t < 4; t++)
-        bucket[t] = by[t] * b->nx + bx[t];
+    __m128i bx = core_cell4(l->x, inv, _mm_set1_ps((float)(b->nx - 1)));
+    __m128i by = core_cell4(l->y, inv, _mm_set1_ps((float)(b->ny - 1)));
+    _mm_storeu_si128((__m128i *)bucket, core_muladd4(by, b->nx, bx));
     return m;
 }
 #endif
@@ -233,7 +230,7 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
     uint32_t i = 0;
 #if defined(__SSE2__)
     for (; i + 4 <= s->n_used; i += 4) {
-        lanes4 l = lanes_load(s, b, i);
+        lanes4 l = lanes_load(s, i);
         uint32_t bucket[4];
         int m = lanes_buckets(&l, b, bucket);
         for (; m; m &= m - 1) {
@@ -471,7 +468,7 @@ static uint32_t integrate_count(sim_shard *s, const broad *b)
          * few per cent of slots, each a cache miss otherwise) */
         if ((i & 15) == 0)
             __builtin_prefetch(s->id + i + 256);
-        lanes4 l = lanes_load(s, b, i);
+        lanes4 l = lanes_load(s, i);
         /* tick >= wander_tick, unsigned: compared with the sign bit flipped */
         __m128i wt = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(s->wander_tick + i)), sign);
         __m128i due = _mm_andnot_si128(_mm_cmpgt_epi32(wt, tick),
