@@ -205,8 +205,6 @@ struct sim_shard {
     /* per-cell tick log and snapshots (sim_log.c); NULL: off */
     struct sim_log *log;
     /* collision step scratch (sim_move.c), grown on demand */
-    struct sim_disp *disp; /* this tick's collision displacements (nonzero only) */
-    uint32_t n_disp, disp_cap;
     /* every body, sorted by bucket (rebuilt each tick); bodies_cap entries
      * plus padding for the collision probe */
     float *body_x, *body_y;
@@ -334,8 +332,9 @@ void sim_log_tick_begin(sim_shard *s); /* after the drain, before inputs */
 void sim_log_tick_end(sim_shard *s);   /* last thing of the tick */
 void sim_log_release(sim_shard *s, uint32_t slot);
 void sim_log_input(sim_shard *s, uint32_t slot, float dir_x, float dir_y);
-void sim_log_step(sim_shard *s);                                   /* movement starts */
-void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other); /* in range */
+void sim_log_step(sim_shard *s); /* movement starts */
+/* other is in range of slot, at (ox, oy) after integration */
+void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other, float ox, float oy);
 void sim_log_destroy(sim_shard *s);
 
 /* sim_items.c: items in the world, inventories, pickups and drops.

@@ -456,7 +456,7 @@ void sim_log_step(sim_shard *s)
         cell_rec(s, l->active[i]);
 }
 
-void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other)
+void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other, float ox, float oy)
 {
     struct sim_log *l = s->log;
     log_grow(l, s->n_used);
@@ -472,8 +472,8 @@ void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other)
     core_buf *b = cell_rec(s, cell);
     core_buf_u8(b, SIM_TL_CONTACT);
     core_buf_u32(b, s->id[other]);
-    core_buf_f32(b, s->x[other]);
-    core_buf_f32(b, s->y[other]);
+    core_buf_f32(b, ox);
+    core_buf_f32(b, oy);
 }
 
 /* ---- end of the tick ---- */

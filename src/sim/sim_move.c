@@ -106,11 +106,6 @@ static void *grow_array(void *p, size_t n, size_t size)
 #define BODY_GHOST 0x80000000u /* body_slot: a ghost (collides, never moved) */
 #define BODY_PROBE 8           /* bodies tested at once (collide_probe); arrays padded by this */
 
-typedef struct sim_disp {
-    uint32_t slot;
-    float dx, dy;
-} sim_disp;
-
 typedef struct broad {
     uint32_t nx, ny;
     float inv; /* 1 / bucket side */
@@ -256,19 +251,23 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
  * sqrt(min2) of (mx, my). Fixed width and without branches: a run is
  * typically 0-4 bodies long, and a loop over exactly those mispredicts its
  * exit on nearly every body. GCC 12 does not vectorize the plain loop
- * (it unrolls it into scalar compares), hence the SSE2 version; the loop
- * is the definition and the fallback elsewhere. */
+ * (it unrolls it into scalar compares), hence the SSE2 version, which
+ * tests a second four only when the run is longer than four (M1: a run of
+ * two buckets holds about two bodies); the loop is the definition and the
+ * fallback elsewhere. */
 static inline uint32_t collide_probe(const sim_shard *s, uint32_t lo, uint32_t hi, float mx,
                                      float my, float min2)
 {
     const float *bx = s->body_x + lo, *by = s->body_y + lo;
-    uint32_t hit = 0;
+    uint32_t hit = 0, len = hi - lo;
 #if defined(__SSE2__)
     const __m128 vx = _mm_set1_ps(mx), vy = _mm_set1_ps(my), vm = _mm_set1_ps(min2);
     for (uint32_t t = 0; t < BODY_PROBE; t += 4) {
         __m128 dx = _mm_sub_ps(vx, _mm_loadu_ps(bx + t)), dy = _mm_sub_ps(vy, _mm_loadu_ps(by + t));
         __m128 d2 = _mm_add_ps(_mm_mul_ps(dx, dx), _mm_mul_ps(dy, dy));
         hit |= (uint32_t)_mm_movemask_ps(_mm_cmplt_ps(d2, vm)) << t;
+        if (len <= t + 4)
+            break;
     }
 #else
     for (uint32_t t = 0; t < BODY_PROBE; t++) {
@@ -276,7 +275,6 @@ static inline uint32_t collide_probe(const sim_shard *s, uint32_t lo, uint32_t h
         hit |= (uint32_t)(dx * dx + dy * dy < min2) << t;
     }
 #endif
-    uint32_t len = hi - lo;
     return len >= BODY_PROBE ? hit : hit & ((1u << len) - 1u);
 }
 
@@ -297,7 +295,7 @@ static inline size_t collide_near_add(sim_shard *s, size_t m, uint32_t i, uint32
     }
     s->col_near[m] = j;
     if (s->log)
-        sim_log_contact(s, i, s->body_slot[j] & ~BODY_GHOST);
+        sim_log_contact(s, i, s->body_slot[j] & ~BODY_GHOST, s->body_x[j], s->body_y[j]);
     return m + 1;
 }
 
@@ -402,11 +400,18 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
     }
     if (sx == 0.0f && sy == 0.0f)
         return;
-    if (s->n_disp == s->disp_cap) {
-        s->disp_cap = s->disp_cap ? s->disp_cap * 2 : 256;
-        s->disp = grow_array(s->disp, s->disp_cap, sizeof *s->disp);
-    }
-    s->disp[s->n_disp++] = (sim_disp){i, sx, sy};
+    /* The Jacobi step: every displacement is computed from the positions
+     * after integration, which collide_one reads from the bodies, never
+     * from the slots; so the slot can take its new position at once (each
+     * owned body is displaced at most once). */
+    float x = mx + sx, y = my + sy;
+    if (x == mx && y == my)
+        return;
+    clamp_world(s, &x, &y);
+    if (s->obs_list)
+        sim_push_out_of_obstacles(s, &x, &y);
+    s->x[i] = x;
+    s->y[i] = y;
 }
 
 void sim_slots_sort(sim_shard *s)
@@ -531,28 +536,13 @@ void sim_move(sim_shard *s)
 {
     if (s->log)
         sim_log_step(s);
-    bool obstacles = s->obs_list != NULL;
     float min = 2.0f * (float)s->cfg->entity_radius;
     broad b = broad_prepare(s, min);
     uint32_t n_bodies = integrate_count(s, &b);
     broad_finish(s, &b, n_bodies);
-    s->n_disp = 0;
     for (uint32_t k = 0; k < n_bodies; k++)
         if (!(s->body_slot[k] & BODY_GHOST))
             collide_one(s, &b, k, min);
-    /* the Jacobi step: every displacement was computed from the positions
-     * above; now they apply (in body order: each touches its own slot) */
-    for (uint32_t q = 0; q < s->n_disp; q++) {
-        uint32_t i = s->disp[q].slot;
-        float x = s->x[i] + s->disp[q].dx, y = s->y[i] + s->disp[q].dy;
-        if (x == s->x[i] && y == s->y[i])
-            continue;
-        clamp_world(s, &x, &y);
-        if (obstacles)
-            sim_push_out_of_obstacles(s, &x, &y);
-        s->x[i] = x;
-        s->y[i] = y;
-    }
     /* re-index for the area of interest: one sequential pass over the
      * slots instead of a call per move (M1: 750,000 a tick); ghosts and
      * items are where the grid has them already */

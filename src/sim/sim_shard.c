@@ -137,7 +137,6 @@ void sim_shard_destroy(sim_shard *s)
     free(s->free_slots);
     free(s->stamp);
     free(s->known_mark);
-    free(s->disp);
     free(s->body_x);
     free(s->body_y);
     free(s->body_slot);
