@@ -360,49 +360,86 @@ static inline void collide_apply(sim_shard *s, uint32_t i, float mx, float my, f
     s->y[i] = y;
 }
 
-/* The displacement that pushes the owned body at index k out of every
- * body within the contact distance, from positions as they stand after
+/* A body found in contact by collide_find, for collide_resolve. */
+typedef struct col_hit {
+    uint32_t k;        /* body index */
+    uint32_t lo0, lo1; /* the block's runs start here (fast path) */
+    uint32_t hits;     /* bit t: body lo0 + t in range, bit BODY_PROBE + t: lo1 + t;
+                          COL_SCAN: a run is longer than BODY_PROBE */
+} col_hit;
+#define COL_SCAN UINT32_MAX
+#define COL_CHUNK 1024 /* bodies probed before the hits among them are resolved */
+
+/* The 2 x 2 block of buckets around the body at index k: the square of
+ * half side COL_REACH * min lies within columns x0, x0 + 1 and rows y0,
+ * y0 + 1 (buckets are at least 2 * COL_REACH * min wide); scanning that
+ * fixed block (two contiguous runs) mispredicts less than trimming it.
+ * The 1% beyond the contact distance keeps a body a rounding error away
+ * from a bucket edge in the candidates whatever the bucket size (which
+ * depends on the world: a replay's differs), so the exact test alone
+ * decides. Rows as [lo, hi) runs of bodies; row 1 empty when the block
+ * has one row. */
+static inline void collide_block(const sim_shard *s, const broad *b, float mx, float my, float min,
+                                 uint32_t run[4])
+{
+    const float reach = COL_REACH * min;
+    uint32_t x0 = bcoord(mx - reach, b->inv, b->nx), y0 = bcoord(my - reach, b->inv, b->ny);
+    uint32_t x2 = x0 + 2 <= b->nx ? x0 + 2 : b->nx, y1 = y0 + 1 < b->ny ? y0 + 1 : y0;
+    run[0] = s->bucket_start[y0 * b->nx + x0];
+    run[1] = s->bucket_start[y0 * b->nx + x2];
+    run[2] = s->bucket_start[y1 * b->nx + x0];
+    run[3] = s->bucket_start[y1 * b->nx + x2];
+    if (y1 == y0)
+        run[2] = run[3];
+}
+
+/* Probes the block of the body at index k and fills *h; returns 1 when
+ * some other body is in range (or a run is too long to probe), else 0.
+ * Without a branch on the answer: in M1 15% of bodies are in contact, at
+ * random, and a branch on it mispredicts (~3 ms a tick); the caller
+ * appends *h unconditionally and advances by the return value. */
+static inline uint32_t collide_find(const sim_shard *s, const broad *b, uint32_t k, float min,
+                                    col_hit *h)
+{
+    const float mx = s->body_x[k], my = s->body_y[k];
+    uint32_t run[4];
+    collide_block(s, b, mx, my, min, run);
+    h->k = k;
+    h->lo0 = run[0];
+    h->lo1 = run[2];
+    if (run[1] - run[0] > BODY_PROBE || run[3] - run[2] > BODY_PROBE) {
+        h->hits = COL_SCAN;
+        return 1;
+    }
+    /* the probes' hit masks, less the body itself, are the bodies in range */
+    const float min2 = min * min;
+    uint32_t h0 = collide_probe(s, run[0], run[1], mx, my, min2);
+    uint32_t h1 = collide_probe(s, run[2], run[3], mx, my, min2);
+    uint32_t o0 = k - run[0], o1 = k - run[2]; /* unsigned: huge when k is before the run */
+    h0 &= ~(o0 < BODY_PROBE ? 1u << o0 : 0u);
+    h1 &= ~(o1 < BODY_PROBE ? 1u << o1 : 0u);
+    h->hits = h0 | h1 << BODY_PROBE;
+    return h->hits != 0;
+}
+
+/* The displacement that pushes the owned body h->k out of every body
+ * within the contact distance, from positions as they stand after
  * integration: nothing moves until every displacement is known (a Jacobi
  * step), so the result does not depend on which entity was processed
  * first. In-range neighbours are summed in ascending id order (the first
  * COL_NEIGH_MAX of them), so the float sum depends only on which bodies
  * are in range and where. */
-static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
+static void collide_resolve(sim_shard *s, const broad *b, const col_hit *h, float min)
 {
+    const uint32_t k = h->k, i = s->body_slot[k];
     const float mx = s->body_x[k], my = s->body_y[k];
-    /* buckets are at least 2 * COL_REACH * min wide: the square of half
-     * side COL_REACH * min lies within columns x0, x0 + 1 and rows y0,
-     * y0 + 1; scanning that fixed 2 x 2 block (two contiguous runs)
-     * mispredicts less than trimming it. The 1% beyond the contact
-     * distance keeps a body a rounding error away from a bucket edge in
-     * the candidates whatever the bucket size (which depends on the
-     * world: a replay's differs), so the exact test below alone decides. */
-    const float reach = COL_REACH * min;
-    uint32_t x0 = bcoord(mx - reach, b->inv, b->nx), y0 = bcoord(my - reach, b->inv, b->ny);
-    uint32_t x2 = x0 + 2 <= b->nx ? x0 + 2 : b->nx, y1 = y0 + 1 < b->ny ? y0 + 1 : y0;
-    const float min2 = min * min;
-    uint32_t i = s->body_slot[k];
-    size_t m = 0;
     float sx = 0.0f, sy = 0.0f;
-    /* Fast path (runs of at most BODY_PROBE bodies, nearly always): the
-     * probes' hit masks, less the body itself, are the bodies in range.
-     * The common case (M1: 85% of bodies) is an empty mask, the next (M1:
-     * 13%) exactly one body. */
-    uint32_t lo0 = s->bucket_start[y0 * b->nx + x0], hi0 = s->bucket_start[y0 * b->nx + x2];
-    uint32_t lo1 = s->bucket_start[y1 * b->nx + x0], hi1 = s->bucket_start[y1 * b->nx + x2];
-    if (y1 == y0)
-        lo1 = hi1; /* one row only */
-    if (hi0 - lo0 <= BODY_PROBE && hi1 - lo1 <= BODY_PROBE) {
-        uint32_t h0 = collide_probe(s, lo0, hi0, mx, my, min2);
-        uint32_t h1 = collide_probe(s, lo1, hi1, mx, my, min2);
-        uint32_t o0 = k - lo0, o1 = k - lo1; /* unsigned: huge when k is before the run */
-        h0 &= ~(o0 < BODY_PROBE ? 1u << o0 : 0u);
-        h1 &= ~(o1 < BODY_PROBE ? 1u << o1 : 0u);
-        uint32_t both = h0 | h1 << BODY_PROBE;
-        if (!both)
-            return;
-        if (!(both & (both - 1))) { /* one body in range: no list, no order */
-            uint32_t j = h0 ? lo0 + (uint32_t)__builtin_ctz(h0) : lo1 + (uint32_t)__builtin_ctz(h1);
+    size_t m = 0;
+    if (h->hits != COL_SCAN) {
+        uint32_t h0 = h->hits & ((1u << BODY_PROBE) - 1u), h1 = h->hits >> BODY_PROBE;
+        if (!(h->hits & (h->hits - 1))) { /* one body in range (M1: most): no list, no order */
+            uint32_t j =
+                h0 ? h->lo0 + (uint32_t)__builtin_ctz(h0) : h->lo1 + (uint32_t)__builtin_ctz(h1);
             if (s->log)
                 sim_log_contact(s, i, s->body_slot[j] & ~BODY_GHOST, s->body_x[j], s->body_y[j]);
             collide_push(s, k, j, mx, my, min, &sx, &sy);
@@ -411,19 +448,20 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
         }
         /* in scan order (row 0, then row 1), like the loop below */
         for (; h0; h0 &= h0 - 1)
-            m = collide_near_add(s, m, i, lo0 + (uint32_t)__builtin_ctz(h0));
+            m = collide_near_add(s, m, i, h->lo0 + (uint32_t)__builtin_ctz(h0));
         for (; h1; h1 &= h1 - 1)
-            m = collide_near_add(s, m, i, lo1 + (uint32_t)__builtin_ctz(h1));
+            m = collide_near_add(s, m, i, h->lo1 + (uint32_t)__builtin_ctz(h1));
     } else {
-        for (uint32_t by = y0; by <= y1; by++) {
-            uint32_t lo = s->bucket_start[by * b->nx + x0], hi = s->bucket_start[by * b->nx + x2];
-            for (uint32_t j = lo; j < hi; j++) {
+        const float min2 = min * min;
+        uint32_t run[4];
+        collide_block(s, b, mx, my, min, run);
+        for (int row = 0; row < 2; row++)
+            for (uint32_t j = run[2 * row]; j < run[2 * row + 1]; j++) {
                 float dx = mx - s->body_x[j], dy = my - s->body_y[j];
                 if (dx * dx + dy * dy >= min2 || j == k)
                     continue;
                 m = collide_near_add(s, m, i, j);
             }
-        }
     }
     if (m == 0) /* nobody within reach */
         return;
@@ -433,6 +471,21 @@ static void collide_one(sim_shard *s, const broad *b, uint32_t k, float min)
     for (size_t q = 0; q < m; q++)
         collide_push(s, k, (uint32_t)s->col_near[q], mx, my, min, &sx, &sy);
     collide_apply(s, i, mx, my, sx, sy);
+}
+
+/* Every owned body against its neighbours, a chunk at a time: probe the
+ * chunk (collide_find), then resolve the few in contact. */
+static void collide_all(sim_shard *s, const broad *b, uint32_t n_bodies, float min)
+{
+    col_hit hit[COL_CHUNK];
+    for (uint32_t k0 = 0; k0 < n_bodies; k0 += COL_CHUNK) {
+        uint32_t k1 = n_bodies - k0 < COL_CHUNK ? n_bodies : k0 + COL_CHUNK, n = 0;
+        for (uint32_t k = k0; k < k1; k++)
+            if (!(s->body_slot[k] & BODY_GHOST))
+                n += collide_find(s, b, k, min, &hit[n]);
+        for (uint32_t q = 0; q < n; q++)
+            collide_resolve(s, b, &hit[q], min);
+    }
 }
 
 void sim_slots_sort(sim_shard *s)
@@ -561,9 +614,7 @@ void sim_move(sim_shard *s)
     broad b = broad_prepare(s, min);
     uint32_t n_bodies = integrate_count(s, &b);
     broad_finish(s, &b, n_bodies);
-    for (uint32_t k = 0; k < n_bodies; k++)
-        if (!(s->body_slot[k] & BODY_GHOST))
-            collide_one(s, &b, k, min);
+    collide_all(s, &b, n_bodies, min);
     /* re-index for the area of interest: one sequential pass over the
      * slots instead of a call per move (M1: 750,000 a tick); ghosts and
      * items are where the grid has them already */
