@@ -393,17 +393,16 @@ static inline void collide_block(const sim_shard *s, const broad *b, float mx, f
         run[2] = run[3];
 }
 
-/* Probes the block of the body at index k and fills *h; returns 1 when
- * some other body is in range (or a run is too long to probe), else 0.
- * Without a branch on the answer: in M1 15% of bodies are in contact, at
- * random, and a branch on it mispredicts (~3 ms a tick); the caller
- * appends *h unconditionally and advances by the return value. */
-static inline uint32_t collide_find(const sim_shard *s, const broad *b, uint32_t k, float min,
-                                    col_hit *h)
+/* Probes the block (runs as collide_block's) of the body at index k and
+ * fills *h; returns 1 when some other body is in range (or a run is too
+ * long to probe), else 0. Without a branch on the answer: in M1 15% of
+ * bodies are in contact, at random, and a branch on it mispredicts (~3 ms
+ * a tick); the caller appends *h unconditionally and advances by the
+ * return value. */
+static inline uint32_t collide_find(const sim_shard *s, uint32_t k, const uint32_t run[4],
+                                    float min, col_hit *h)
 {
     const float mx = s->body_x[k], my = s->body_y[k];
-    uint32_t run[4];
-    collide_block(s, b, mx, my, min, run);
     h->k = k;
     h->lo0 = run[0];
     h->lo1 = run[2];
@@ -421,6 +420,42 @@ static inline uint32_t collide_find(const sim_shard *s, const broad *b, uint32_t
     h->hits = h0 | h1 << BODY_PROBE;
     return h->hits != 0;
 }
+
+#if defined(__SSE2__)
+/* collide_block of the bodies k .. k + 3, in lanes: run[4 * t + r] is
+ * body k + t's run[r]. */
+static inline void collide_block4(const sim_shard *s, const broad *b, uint32_t k, float min,
+                                  uint32_t run[16])
+{
+    const __m128 reach = _mm_set1_ps(COL_REACH * min), inv = _mm_set1_ps(b->inv);
+    __m128i x0 = core_cell4(_mm_sub_ps(_mm_loadu_ps(s->body_x + k), reach), inv,
+                            _mm_set1_ps((float)(b->nx - 1)));
+    __m128i y0 = core_cell4(_mm_sub_ps(_mm_loadu_ps(s->body_y + k), reach), inv,
+                            _mm_set1_ps((float)(b->ny - 1)));
+    /* x2 = min(x0 + 2, nx), y1 = min(y0 + 1, ny - 1) */
+    const __m128i nx = _mm_set1_epi32((int32_t)b->nx), last_y = _mm_set1_epi32((int32_t)b->ny - 1);
+    __m128i x2 = _mm_add_epi32(x0, _mm_set1_epi32(2)), y1 = _mm_add_epi32(y0, _mm_set1_epi32(1));
+    __m128i over = _mm_cmpgt_epi32(x2, nx);
+    x2 = _mm_or_si128(_mm_and_si128(over, nx), _mm_andnot_si128(over, x2));
+    over = _mm_cmpgt_epi32(y1, last_y);
+    y1 = _mm_or_si128(_mm_and_si128(over, last_y), _mm_andnot_si128(over, y1));
+    __m128i one_row = _mm_cmpeq_epi32(y1, y0);
+    __m128i r0 = core_muladd4(y0, b->nx, x0), r1 = core_muladd4(y1, b->nx, x0);
+    __m128i w = _mm_sub_epi32(x2, x0);
+    uint32_t at[4][4], one[4];
+    _mm_storeu_si128((__m128i *)at[0], r0);
+    _mm_storeu_si128((__m128i *)at[1], _mm_add_epi32(r0, w));
+    _mm_storeu_si128((__m128i *)at[2], r1);
+    _mm_storeu_si128((__m128i *)at[3], _mm_add_epi32(r1, w));
+    _mm_storeu_si128((__m128i *)one, one_row);
+    for (int t = 0; t < 4; t++) {
+        run[4 * t] = s->bucket_start[at[0][t]];
+        run[4 * t + 1] = s->bucket_start[at[1][t]];
+        run[4 * t + 3] = s->bucket_start[at[3][t]];
+        run[4 * t + 2] = one[t] ? run[4 * t + 3] : s->bucket_start[at[2][t]];
+    }
+}
+#endif
 
 /* The displacement that pushes the owned body h->k out of every body
  * within the contact distance, from positions as they stand after
@@ -480,9 +515,22 @@ static void collide_all(sim_shard *s, const broad *b, uint32_t n_bodies, float m
     col_hit hit[COL_CHUNK];
     for (uint32_t k0 = 0; k0 < n_bodies; k0 += COL_CHUNK) {
         uint32_t k1 = n_bodies - k0 < COL_CHUNK ? n_bodies : k0 + COL_CHUNK, n = 0;
-        for (uint32_t k = k0; k < k1; k++)
-            if (!(s->body_slot[k] & BODY_GHOST))
-                n += collide_find(s, b, k, min, &hit[n]);
+        uint32_t k = k0;
+#if defined(__SSE2__)
+        for (; k + 4 <= k1; k += 4) {
+            uint32_t run[16];
+            collide_block4(s, b, k, min, run);
+            for (uint32_t t = 0; t < 4; t++)
+                if (!(s->body_slot[k + t] & BODY_GHOST))
+                    n += collide_find(s, k + t, run + 4 * t, min, &hit[n]);
+        }
+#endif
+        for (; k < k1; k++)
+            if (!(s->body_slot[k] & BODY_GHOST)) {
+                uint32_t run[4];
+                collide_block(s, b, s->body_x[k], s->body_y[k], min, run);
+                n += collide_find(s, k, run, min, &hit[n]);
+            }
         for (uint32_t q = 0; q < n; q++)
             collide_resolve(s, b, &hit[q], min);
     }
