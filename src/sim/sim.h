@@ -81,7 +81,7 @@ void sim_shard_spawn_npcs(sim_shard *s);
 /* Runs tick number `tick` (strictly increasing between calls). */
 void sim_shard_step(sim_shard *s, uint32_t tick);
 /* Slots are re-sorted by place every every_ticks ticks once a shard has
- * min_slots of them (defaults 100 and 8192; every_ticks 0: never). Only
+ * min_slots of them (defaults 32 and 8192; every_ticks 0: never). Only
  * memory order changes: tests turn it on for small worlds to prove it. */
 void sim_shard_set_sort(sim_shard *s, uint32_t min_slots, uint32_t every_ticks);
 /* A client in a crowd (more than aoi_max_entities within the radius) has

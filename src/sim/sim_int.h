@@ -20,7 +20,7 @@
 #define SIM_GAP_TICKS 10      /* a gseq gap older than this is skipped */
 #define SIM_FORWARD_TICKS 200 /* forwarding entries live this long (10 s) */
 #define SIM_ERRORS_PER_S 4
-#define SIM_SORT_TICKS 100  /* slots re-sorted by place this often (5 s) ... */
+#define SIM_SORT_TICKS 32   /* slots re-sorted by place this often (1.6 s) ... */
 #define SIM_CROWD_REFRESH 2 /* a crowded view is chosen anew every other tick */
 #define SIM_SORT_MIN 8192   /* ... on shards with at least this many slots */
 
