@@ -487,16 +487,19 @@ static void collide_resolve(sim_shard *s, const broad *b, const col_hit *h, floa
         for (; h1; h1 &= h1 - 1)
             m = collide_near_add(s, m, i, h->lo1 + (uint32_t)__builtin_ctz(h1));
     } else {
+        /* a crowd (W3: hundreds in a bucket): the runs probed
+         * BODY_PROBE at a time, in scan order */
         const float min2 = min * min;
         uint32_t run[4];
         collide_block(s, b, mx, my, min, run);
         for (int row = 0; row < 2; row++)
-            for (uint32_t j = run[2 * row]; j < run[2 * row + 1]; j++) {
-                float dx = mx - s->body_x[j], dy = my - s->body_y[j];
-                if (dx * dx + dy * dy >= min2 || j == k)
-                    continue;
-                m = collide_near_add(s, m, i, j);
-            }
+            for (uint32_t lo = run[2 * row]; lo < run[2 * row + 1]; lo += BODY_PROBE)
+                for (uint32_t hm = collide_probe(s, lo, run[2 * row + 1], mx, my, min2); hm;
+                     hm &= hm - 1) {
+                    uint32_t j = lo + (uint32_t)__builtin_ctz(hm);
+                    if (j != k)
+                        m = collide_near_add(s, m, i, j);
+                }
     }
     if (m == 0) /* nobody within reach */
         return;
