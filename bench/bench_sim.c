@@ -8,8 +8,9 @@
  * (joined through the bus like real sessions, walking in random headings),
  * steps every shard T ticks back to back on this thread, and prints the
  * per-tick time per shard (median, mean, p99, max), entity updates per
- * second, and a hash of the world's state at the end (a change meant only
- * to be faster must leave it as it was). --sort-every T re-sorts the slots
+ * second, a hash of the world's state at the end and one of every frame
+ * sent to the gateway (a change meant only to be faster must leave both
+ * as they were). --sort-every T re-sorts the slots
  * by place every T ticks instead of the shard's default (the renumbering
  * ticks are the p99 and max).
  * With P = 0 it is the simulation core (M1: movement, re-index, collision);
@@ -166,6 +167,7 @@ int main(int argc, char **argv)
     float *head = calloc((size_t)players * 2 + 2, sizeof *head);
     float *pos = calloc((size_t)players * 2 + 2, sizeof *pos);
     sim_entity_info *info = calloc((size_t)(players + entities) + 1, sizeof *info);
+    uint64_t frames_hash = CORE_FNV_OFFSET; /* what the clients would have been sent */
     for (int t = 1; t <= ticks; t++) {
         if (hotspot > 0 && shards == 1) { /* W3's milling: the inputs of this tick */
             size_t ne = sim_shard_entities(sh[0], info, (size_t)(players + entities) + 1);
@@ -209,6 +211,7 @@ int main(int argc, char **argv)
         bus_recv(b, BUS_EP_GW(0), &bt); /* frames for the clients: counted, dropped */
         frame_bytes += bt.len;
         frames += bt.n_msgs;
+        frames_hash = core_fnv1a(frames_hash, bt.data, bt.len);
     }
     long rss1 = rss_bytes();
     /* the world's state after the run, so that a change meant to be only
@@ -232,10 +235,10 @@ int main(int argc, char **argv)
            "\"tick_ms_p99\":%.3f,"
            "\"tick_ms_max\":%.3f,"
            "\"entity_updates_per_s_per_core\":%.0f,\"bytes_per_entity\":%.0f,\"bus_bytes_to_"
-           "gateway_per_tick\":%.0f,\"state_hash\":\"%016llx\"}\n",
+           "gateway_per_tick\":%.0f,\"state_hash\":\"%016llx\",\"frames_hash\":\"%016llx\"}\n",
            entities, players, shards, world, ticks, (double)cpu[n / 2] / 1e6, med, mean, p99, mx,
            per_s, (double)(rss1 - rss0) / (entities + players), (double)frame_bytes / ticks,
-           (unsigned long long)state);
+           (unsigned long long)state, (unsigned long long)frames_hash);
     (void)frames;
     store_close(st);
     for (int i = 0; i < shards; i++)
