@@ -250,6 +250,12 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
             s->n_ghosts--;
         }
         s->flags[slot] = SIM_F_ALIVE;
+        /* an item keeps what its ghost had (a new one, the descriptor
+         * every new slot had); anything else takes the name */
+        if (kind != PROTO_KIND_ITEM)
+            sim_name_set(s, slot, (const char *)name, nl);
+        else if (s->kind[slot] != PROTO_KIND_ITEM)
+            sim_label_item(s, slot, (sim_item){.qty = 1, .kind = 1});
         s->kind[slot] = kind;
         sim_clamp_world(s, &x, &y);
         if (!isfinite(dx) || !isfinite(dy) || dx * dx + dy * dy > 1.002001f)
@@ -262,8 +268,6 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
         s->dir_y[slot] = dy;
         s->speed[slot] = speed;
         s->wander_tick[slot] = wander;
-        memcpy(s->name[slot], name, nl);
-        s->name[slot][nl] = 0;
         s->client[slot] = SIM_NONE;
         sim_entity_place(s, slot);
         s->n_owned++;
@@ -386,14 +390,14 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
             s->flags[slot] = SIM_F_ALIVE | SIM_F_GHOST;
             s->n_ghosts++;
         }
+        if (kind == PROTO_KIND_ITEM)
+            sim_items_ghost_label(s, slot, name, nl);
+        else
+            sim_name_set(s, slot, (const char *)name, nl);
         s->kind[slot] = kind;
         sim_clamp_world(s, &x, &y);
         s->x[slot] = x;
         s->y[slot] = y;
-        memcpy(s->name[slot], name, nl);
-        s->name[slot][nl] = 0;
-        if (kind == PROTO_KIND_ITEM)
-            sim_items_ghost_label(s, slot, name, nl);
         s->ghost_src[slot] = (uint8_t)src;
         if ((int32_t)(tick - s->ghost_stamp[slot]) > 0)
             s->ghost_stamp[slot] = tick;

@@ -62,8 +62,7 @@ void sim_chat_say(sim_shard *s, uint32_t ci, const uint8_t *text, size_t len)
 
     uint32_t e = c->slot;
     proto_chat line = {.entity_id = s->id[e], .text_len = (uint8_t)len};
-    memcpy(line.name, s->name[e], sizeof line.name);
-    line.name[PROTO_NAME_MAX] = 0;
+    sim_name_get(s, e, line.name);
     memcpy(line.text, text, len);
     float x = s->x[e], y = s->y[e];
     deliver(s, x, y, &line);

@@ -31,8 +31,7 @@ static void grow_slots(sim_shard *s)
     GROW(s->pub_x, ncap);
     GROW(s->pub_y, ncap);
     GROW(s->wander_tick, ncap);
-    GROW(s->name, ncap);
-    GROW(s->item, ncap);
+    GROW(s->label, ncap);
     GROW(s->free_slots, ncap);
     GROW(s->stamp, ncap);
     GROW(s->known_mark, ncap);
@@ -42,6 +41,79 @@ static void grow_slots(sim_shard *s)
         s->known_mark[i] = 0;
     }
     s->cap = ncap;
+}
+
+/* Releases the long name of entity id, if it has one. */
+static void far_drop(sim_shard *s, uint32_t id)
+{
+    if (s->far_ids.n == 0)
+        return;
+    uint32_t fi = core_idmap_get(&s->far_ids, id);
+    if (fi == CORE_IDMAP_NONE)
+        return;
+    core_idmap_del(&s->far_ids, id);
+    s->far_free[s->n_far_free++] = fi;
+}
+
+size_t sim_name_get(const sim_shard *s, uint32_t slot, char out[PROTO_NAME_MAX + 1])
+{
+    const sim_label *l = &s->label[slot];
+    size_t n = 0;
+    if (s->kind[slot] == PROTO_KIND_ITEM) {
+        /* an item's label is its sim_item */
+    } else if (l->name.len <= SIM_NAME_INLINE) {
+        n = l->name.len;
+        memcpy(out, l->name.text, n);
+    } else {
+        uint32_t fi = core_idmap_get(&s->far_ids, s->id[slot]);
+        if (fi == CORE_IDMAP_NONE)
+            core_die("entity %u: long name missing", s->id[slot]);
+        n = strlen(s->far_names[fi]);
+        memcpy(out, s->far_names[fi], n);
+    }
+    out[n] = 0;
+    return n;
+}
+
+void sim_name_set(sim_shard *s, uint32_t slot, const char *name, size_t len)
+{
+    if (len > PROTO_NAME_MAX)
+        core_die("name of %zu bytes", len);
+    len = len ? strnlen(name, len) : 0; /* as C strings: a NUL ends the name */
+    sim_label *l = &s->label[slot];
+    uint32_t id = s->id[slot];
+    if (len <= SIM_NAME_INLINE) {
+        far_drop(s, id);
+        l->name.len = (uint8_t)len;
+        memcpy(l->name.text, name, len);
+        return;
+    }
+    if (!id)
+        core_die("long name for an entity without an id");
+    uint32_t fi = core_idmap_get(&s->far_ids, id);
+    if (fi == CORE_IDMAP_NONE) {
+        if (s->n_far_free > 0) {
+            fi = s->far_free[--s->n_far_free];
+        } else {
+            if (s->n_far_used == s->far_cap) {
+                uint32_t ncap = s->far_cap ? s->far_cap * 2 : 16;
+                GROW(s->far_names, ncap);
+                GROW(s->far_free, ncap);
+                s->far_cap = ncap;
+            }
+            fi = s->n_far_used++;
+        }
+        core_idmap_put(&s->far_ids, id, fi);
+    }
+    memcpy(s->far_names[fi], name, len);
+    s->far_names[fi][len] = 0;
+    l->name.len = SIM_NAME_FAR;
+}
+
+void sim_label_item(sim_shard *s, uint32_t slot, sim_item it)
+{
+    far_drop(s, s->id[slot]);
+    s->label[slot].item = it;
 }
 
 uint32_t sim_slot_alloc(sim_shard *s)
@@ -65,8 +137,7 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->client[slot] = SIM_NONE;
     s->pub_x[slot] = s->pub_y[slot] = NAN; /* not published: news to every watcher */
     s->wander_tick[slot] = 0;
-    s->name[slot][0] = 0;
-    s->item[slot] = (sim_item){.qty = 1, .kind = 1}; /* a valid descriptor until set */
+    s->label[slot].name.len = 0;
     return slot;
 }
 
@@ -74,8 +145,10 @@ void sim_slot_release(sim_shard *s, uint32_t slot)
 {
     if (s->log)
         sim_log_release(s, slot); /* before its id and flags go */
-    if (s->id[slot])
+    if (s->id[slot]) {
         core_idmap_del(&s->ids, s->id[slot]);
+        far_drop(s, s->id[slot]);
+    }
     sim_aoi_mark_gone(s, slot);
     sim_entity_unplace(s, slot);
     s->flags[slot] = 0;
@@ -117,7 +190,7 @@ static void *shrink(void *p, size_t size, uint32_t cap)
 
 /* Permutes every slot array by order. Each array is gathered into the
  * memory of the one gathered before it (largest elements first, so it
- * always fits), so a renumbering allocates one array, not sixteen: fresh
+ * always fits), so a renumbering allocates one array, not fifteen: fresh
  * memory is page faults (M1: 80 MB of new pages made the renumbering tick
  * cost 150-270 ms); each block is then cut to its array's size. */
 static void gather_slots(sim_shard *s, const uint32_t *order, uint32_t n)
@@ -129,10 +202,8 @@ static void gather_slots(sim_shard *s, const uint32_t *order, uint32_t n)
         s->f = shrink(gather(old_, sizeof *s->f, order, n, spare, s->cap), sizeof *s->f, s->cap);  \
         spare = old_;                                                                              \
     } while (0)
-    _Static_assert(sizeof *s->name >= sizeof *s->item && sizeof *s->item >= 4,
-                   "gather_slots: largest elements first");
-    GATHER(name);
-    GATHER(item);
+    _Static_assert(sizeof *s->label >= 4, "gather_slots: largest elements first");
+    GATHER(label);
     GATHER(id);
     GATHER(x);
     GATHER(y);

@@ -57,8 +57,7 @@ void sim_join(sim_shard *s, const proto_join *j)
     s->y[slot] = y;
     s->kind[slot] = PROTO_KIND_PLAYER;
     s->speed[slot] = (float)s->cfg->player_speed;
-    memcpy(s->name[slot], j->name, sizeof s->name[slot]);
-    s->name[slot][PROTO_NAME_MAX] = 0;
+    sim_name_set(s, slot, j->name, strnlen(j->name, PROTO_NAME_MAX));
     sim_entity_place(s, slot);
     s->n_owned++;
 
@@ -75,7 +74,9 @@ void sim_join(sim_shard *s, const proto_join *j)
     sim_items_join(s, ci);
     send_route(s, c);
     core_log_ids ids = {.session = j->session_id, .entity = id, .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", s->name[slot], x, y);
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", name, x, y);
 }
 
 /* Removes a client and its entity. */
@@ -118,7 +119,9 @@ void sim_detach(sim_shard *s, const proto_leave *d)
     sim_client_pending_clear(c);
     core_buf_free(&c->reliable);
     core_log_ids ids = {.session = d->session_id, .entity = s->id[c->slot], .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", s->name[c->slot],
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, c->slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", name,
              s->cfg->resume_grace_s);
 }
 
@@ -152,7 +155,9 @@ void sim_attach(sim_shard *s, const proto_attach *a)
     sim_items_attach(s, ci, a->old_session_id);
     send_route(s, c);
     core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", s->name[c->slot],
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, c->slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", name,
              a->old_session_id, a->keep_seq ? "same client" : "new client");
 }
 
@@ -191,7 +196,9 @@ void sim_detached_expire(sim_shard *s)
         if (!c->session_id || !c->detached || s->tick - c->detach_tick < grace)
             continue;
         core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
-        core_log(CORE_LOG_INFO, "sim", &ids, "player %s left (not resumed)", s->name[c->slot]);
+        char name[PROTO_NAME_MAX + 1];
+        sim_name_get(s, c->slot, name);
+        core_log(CORE_LOG_INFO, "sim", &ids, "player %s left (not resumed)", name);
         drop_client(s, ci);
     }
 }

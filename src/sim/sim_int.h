@@ -52,6 +52,25 @@ typedef struct sim_inv_slot {
 
 enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 
+#define SIM_NAME_INLINE 15 /* name bytes a label holds itself */
+#define SIM_NAME_FAR 0xFF  /* label name.len of a longer name (in s->far_names) */
+
+/* An entity's label, 16 bytes a slot. kind[slot] tells which member
+ * holds: an item's sim_item (its ENTER name field is the descriptor made
+ * from it), else the entity's name. Only players have names and most are
+ * short: up to SIM_NAME_INLINE bytes stay inline; a longer one (up to
+ * PROTO_NAME_MAX) is in s->far_names, found by entity id, and len is
+ * SIM_NAME_FAR. Read and written through sim_name_get / sim_name_set /
+ * sim_label_item (sim_ecs.c) only. */
+typedef union sim_label {
+    sim_item item; /* kind PROTO_KIND_ITEM */
+    struct {
+        uint8_t len;                /* <= SIM_NAME_INLINE, or SIM_NAME_FAR */
+        char text[SIM_NAME_INLINE]; /* len bytes, no NUL */
+    } name;                         /* every other kind */
+} sim_label;
+_Static_assert(sizeof(sim_label) == 16, "sim_label: 16 bytes a slot");
+
 /* A connected player. Kept small: a shard holds one per idle connection,
  * so everything a quiet client does not use is allocated on demand
  * (pending inputs, the view table's growth, the reliable queue). */
@@ -160,9 +179,14 @@ struct sim_shard {
      * taken against it, so a view table needs no positions of its own. */
     float *pub_x, *pub_y;
     uint32_t *wander_tick; /* NPCs: tick of the next heading change */
-    char (*name)[PROTO_NAME_MAX + 1];
-    sim_item *item;        /* items: kind, quantity, store row, reservation */
+    sim_label *label;      /* items: kind, quantity, store row, reservation; else a name */
     core_idmap ids;        /* entity id -> slot */
+    /* names longer than SIM_NAME_INLINE: entity id -> index into far_names
+     * (keyed by id, not slot: renumberings leave them alone) */
+    core_idmap far_ids;
+    char (*far_names)[PROTO_NAME_MAX + 1]; /* [far_cap], NUL-terminated */
+    uint32_t *far_free;                    /* [far_cap] stack of released indexes */
+    uint32_t n_far_used, n_far_free, far_cap;
     uint32_t next_counter; /* entity ids: counter << 6 | shard index */
     uint32_t n_owned, n_ghosts;
 
@@ -278,6 +302,13 @@ void sim_slots_sort(sim_shard *s);
 void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
 void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
 uint32_t sim_entity_new_id(sim_shard *s);
+/* The entity's name into out (NUL-terminated); its length. "" for items. */
+size_t sim_name_get(const sim_shard *s, uint32_t slot, char out[PROTO_NAME_MAX + 1]);
+/* Sets the name of the entity in slot (kind other than item, id already
+ * set); len <= PROTO_NAME_MAX, name need not be NUL-terminated. */
+void sim_name_set(sim_shard *s, uint32_t slot, const char *name, size_t len);
+/* Makes the label of slot (kind item, id set) the item it. */
+void sim_label_item(sim_shard *s, uint32_t slot, sim_item it);
 uint32_t sim_client_alloc(sim_shard *s);
 void sim_client_release(sim_shard *s, uint32_t ci);
 /* Queues an ERROR record for a client (rate-limited) and counts it. */

@@ -114,23 +114,23 @@ void sim_items_destroy(sim_shard *s)
 size_t sim_entity_label(const sim_shard *s, uint32_t e, uint8_t out[PROTO_NAME_MAX])
 {
     if (s->kind[e] == PROTO_KIND_ITEM) {
-        proto_item_desc_write(out, s->item[e].kind, s->item[e].qty);
+        proto_item_desc_write(out, s->label[e].item.kind, s->label[e].item.qty);
         return PROTO_ITEM_DESC_LEN;
     }
-    size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
-    memcpy(out, s->name[e], nl);
+    char name[PROTO_NAME_MAX + 1];
+    size_t nl = sim_name_get(s, e, name);
+    memcpy(out, name, nl);
     return nl;
 }
 
 void sim_items_ghost_label(sim_shard *s, uint32_t slot, const uint8_t *label, size_t len)
 {
-    sim_item *g = &s->item[slot];
-    g->db_id = 0;
-    g->is_reserved = false;
-    if (proto_item_desc_read(label, len, &g->kind, &g->qty) != 0 || !g->qty) {
-        g->kind = 1; /* a descriptor clients accept, whatever a peer sent */
-        g->qty = 1;
+    sim_item g = {0};
+    if (proto_item_desc_read(label, len, &g.kind, &g.qty) != 0 || !g.qty) {
+        g.kind = 1; /* a descriptor clients accept, whatever a peer sent */
+        g.qty = 1;
     }
+    sim_label_item(s, slot, g);
 }
 
 /* ---- lazy cell loading ---- */
@@ -176,7 +176,7 @@ static uint32_t spawn_item(sim_shard *s, const proto_loaded_item *li)
     s->x[slot] = x;
     s->y[slot] = y;
     s->kind[slot] = PROTO_KIND_ITEM;
-    s->item[slot] = (sim_item){li->db_id, li->quantity, li->item_kind, false};
+    sim_label_item(s, slot, (sim_item){li->db_id, li->quantity, li->item_kind, false});
     sim_entity_place(s, slot);
     s->n_owned++;
     core_idmap_put(&s->items->by_db, (uint32_t)li->db_id, slot);
@@ -191,7 +191,7 @@ void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
 
 static void remove_item(sim_shard *s, uint32_t slot)
 {
-    core_idmap_del(&s->items->by_db, (uint32_t)s->item[slot].db_id);
+    core_idmap_del(&s->items->by_db, (uint32_t)s->label[slot].item.db_id);
     sim_slot_release(s, slot);
     s->n_owned--;
 }
@@ -454,7 +454,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
     if (e == CORE_IDMAP_NONE || (s->flags[e] & SIM_F_GHOST) || s->kind[e] != PROTO_KIND_ITEM ||
         !s->items) {
         set_reason(&res, PROTO_ERR_ITEM_GONE, "the item is gone");
-    } else if (s->item[e].is_reserved) {
+    } else if (s->label[e].item.is_reserved) {
         set_reason(&res, PROTO_ERR_ITEM_GONE, "someone else is taking it");
     } else if (!s->st || t->account_id <= 0) {
         set_reason(&res, PROTO_ERR_STORE_UNAVAILABLE, "no store to commit to");
@@ -462,7 +462,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
         item_action *a = action_push(s->items);
         store_action sa = {.kind = STORE_ACT_ITEM_TAKE,
                            .account_id = t->account_id,
-                           .item_id = s->item[e].db_id,
+                           .item_id = s->label[e].item.db_id,
                            .slot = t->slot};
         int rc = store_submit(s->st, s->index, a->token, &sa);
         if (rc == STORE_OK) {
@@ -472,7 +472,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
             a->req = t->req;
             a->item_entity = t->item_entity;
             a->slot = t->slot;
-            s->item[e].is_reserved = true;
+            s->label[e].item.is_reserved = true;
             return;
         }
         s->items->n_acts--;
@@ -510,7 +510,7 @@ void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p)
         refuse(s, ci, &res, PROTO_ERR_OUT_OF_REACH, "the item is out of reach");
         return;
     }
-    if (!(s->flags[e] & SIM_F_GHOST) && s->item[e].is_reserved) {
+    if (!(s->flags[e] & SIM_F_GHOST) && s->label[e].item.is_reserved) {
         refuse(s, ci, &res, PROTO_ERR_ITEM_GONE, "someone else is taking it");
         return;
     }
@@ -630,7 +630,7 @@ static void on_completion(sim_shard *s, const store_completion *sc)
         if (ours && ok)
             remove_item(s, e); /* gone for everyone from this tick on */
         else if (ours)
-            s->item[e].is_reserved = false;
+            s->label[e].item.is_reserved = false;
     } else if (ok) {
         res.entity_id = 0;
         uint32_t cell = spatial_cellmap_cell(s->cells, a.x, a.y);

@@ -35,6 +35,7 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     double vmax = cfg->player_speed > cfg->npc_speed ? cfg->player_speed : cfg->npc_speed;
     s->aoi_slack = (float)(2.0 * vmax / cfg->tick_hz) + 1.0f;
     core_idmap_init(&s->ids);
+    core_idmap_init(&s->far_ids);
     core_idmap_init(&s->sessions);
     core_idmap_init(&s->forward);
     core_rng_seed(&s->rng, cfg->seed * 1000003ull + index);
@@ -130,8 +131,10 @@ void sim_shard_destroy(sim_shard *s)
     free(s->pub_y);
     free(s->chg_tick);
     free(s->wander_tick);
-    free(s->name);
-    free(s->item);
+    free(s->label);
+    free(s->far_names);
+    free(s->far_free);
+    core_idmap_free(&s->far_ids);
     sim_items_destroy(s);
     core_buf_free(&s->rec_arena);
     free(s->free_slots);

@@ -624,18 +624,63 @@ static void test_idle_states(void **state)
     h_free(&h);
 }
 
+/* Names of every length reach the watchers intact: short ones live in the
+ * slot's label, longer ones beside it (by entity id), through slot
+ * re-sorts (every 7 ticks here), a handoff with its ghosts both ways, and
+ * the reuse of a released long name by the next one. */
+static void test_names_every_length(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"abc", "fifteen-chars-x", "sixteen-chars-xy",
+                                        "a-name-of-24-characters-"};
+    harness h;
+    h_init(&h, 2, 0, 1);
+    h_start(&h);
+    /* border at x = 512: the walkers start west of it and walk east */
+    h_sess *watch_w = h_join(&h, "watch-west", 470.0f, 300.0f);
+    h_sess *watch_e = h_join(&h, "watch-east", 560.0f, 300.0f);
+    h_sess *walkers[4];
+    for (int i = 0; i < 4; i++)
+        walkers[i] = h_join(&h, names[i], 490.0f, 290.0f + 6.0f * (float)i);
+    for (int t = 0; t < 50; t++) {
+        for (int i = 0; i < 4; i++)
+            h_input(&h, walkers[i], 1.0f, 0.0f);
+        assert_int_equal(h_step(&h), 0);
+        for (int i = 0; i < 4; i++) {
+            h_sess *ws[2] = {watch_w, watch_e};
+            for (int k = 0; k < 2; k++) {
+                int v = proto_view_find(&ws[k]->view, walkers[i]->entity_id);
+                if (v >= 0)
+                    assert_string_equal(ws[k]->view.slots[v].name, names[i]);
+            }
+        }
+    }
+    assert_int_equal(walkers[3]->route, 1);
+    /* the long names go, new long names take their places */
+    h_leave(&h, walkers[2]);
+    h_leave(&h, walkers[3]);
+    assert_int_equal(h_step(&h), 0);
+    h_sess *late = h_join(&h, "late-comer-with-long-name", 565.0f, 305.0f);
+    h_sess *late2 = h_join(&h, "another-long-name-here", 566.0f, 295.0f);
+    for (int t = 0; t < 10; t++)
+        assert_int_equal(h_step(&h), 0);
+    int v = proto_view_find(&watch_e->view, late->entity_id);
+    assert_true(v >= 0);
+    assert_string_equal(watch_e->view.slots[v].name, "late-comer-with-long-name");
+    v = proto_view_find(&watch_e->view, late2->entity_id);
+    assert_true(v >= 0);
+    assert_string_equal(watch_e->view.slots[v].name, "another-long-name-here");
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_determinism),
-        cmocka_unit_test(test_authoritative_speed),
-        cmocka_unit_test(test_input_validation),
-        cmocka_unit_test(test_aoi_brute_force),
-        cmocka_unit_test(test_aoi_budget),
-        cmocka_unit_test(test_aoi_crowd),
-        cmocka_unit_test(test_handoff),
-        cmocka_unit_test(test_idle_states),
-        cmocka_unit_test(test_quiet_areas_match_full_aoi),
+        cmocka_unit_test(test_determinism),      cmocka_unit_test(test_authoritative_speed),
+        cmocka_unit_test(test_input_validation), cmocka_unit_test(test_aoi_brute_force),
+        cmocka_unit_test(test_aoi_budget),       cmocka_unit_test(test_aoi_crowd),
+        cmocka_unit_test(test_handoff),          cmocka_unit_test(test_names_every_length),
+        cmocka_unit_test(test_idle_states),      cmocka_unit_test(test_quiet_areas_match_full_aoi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
