@@ -397,8 +397,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     }
     uint32_t mark = ++s->mark;
     if (mark == 0) { /* wrapped: clear stale marks */
-        memset(s->stamp, 0, s->cap * sizeof *s->stamp);
-        memset(s->known_mark, 0, s->cap * sizeof *s->known_mark);
+        memset(s->stamp, 0, (size_t)s->n_used * sizeof *s->stamp);
+        memset(s->known_mark, 0, (size_t)s->n_used * sizeof *s->known_mark);
         mark = s->mark = 1;
     }
     for (size_t i = 0; i < m; i++)

@@ -35,11 +35,9 @@ static void grow_slots(sim_shard *s)
     GROW(s->free_slots, ncap);
     GROW(s->stamp, ncap);
     GROW(s->known_mark, ncap);
-    for (uint32_t i = s->cap; i < ncap; i++) {
-        s->flags[i] = 0;
-        s->stamp[i] = 0;
-        s->known_mark[i] = 0;
-    }
+    /* Slots past n_used are not initialised (sim_slot_alloc does it when
+     * it hands one out; nothing reads them before): the doubling's slack
+     * costs address space, not memory. */
     s->cap = ncap;
 }
 
@@ -132,6 +130,8 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->speed[slot] = 0;
     s->kind[slot] = PROTO_KIND_NPC;
     s->flags[slot] = SIM_F_ALIVE;
+    s->stamp[slot] = 0;
+    s->known_mark[slot] = 0;
     s->ghost_src[slot] = 0;
     s->ghost_stamp[slot] = 0;
     s->client[slot] = SIM_NONE;
@@ -239,10 +239,10 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     if (s->log)
         sim_log_renumber(s, newof, old_used);
     gather_slots(s, order, n);
-    for (uint32_t i = n; i < s->cap; i++)
+    for (uint32_t i = n; i < old_used; i++)
         s->flags[i] = 0;
-    memset(s->stamp, 0, (size_t)s->cap * sizeof *s->stamp);
-    memset(s->known_mark, 0, (size_t)s->cap * sizeof *s->known_mark);
+    memset(s->stamp, 0, (size_t)n * sizeof *s->stamp);
+    memset(s->known_mark, 0, (size_t)n * sizeof *s->known_mark);
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (c->session_id && c->slot < old_used)
@@ -313,14 +313,15 @@ void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
 {
     if (k < c->known_cap)
         return;
-    /* Start small, double up to 30, then grow 8 entries (32 bytes) at a
-     * time: a crowd of 41 costs a table of 46, one of 50 a table of 54
-     * (not 72), never aoi_max_entities. Views grow a few entries a tick
-     * at most, so the extra reallocs are few. Sizes are 6 mod 8 entries:
-     * 4 * cap + malloc's 8-byte header fills its 16-byte chunks exactly. */
+    /* Start small, double up to 30, then grow 4 entries (16 bytes, one
+     * malloc granule) at a time: a crowd of 41 costs a table of 42, one
+     * of 50 a table of 50 (not 72), never aoi_max_entities. Views grow a
+     * few entries a tick at most, so the extra reallocs are few. Sizes
+     * are 2 mod 4 entries: 4 * cap + malloc's 8-byte header fills its
+     * 16-byte chunks exactly. */
     uint32_t max = (uint32_t)s->cfg->aoi_max_entities, cap = c->known_cap;
     while (cap <= k)
-        cap = cap < 6 ? 6 : cap < 30 ? cap * 2 + 2 : cap + 8;
+        cap = cap < 6 ? 6 : cap < 30 ? cap * 2 + 2 : cap + 4;
     if (cap > max)
         cap = max;
     if (k >= cap || cap > UINT16_MAX)
