@@ -294,7 +294,7 @@ uint32_t sim_client_alloc(sim_shard *s)
     }
     sim_client *c = &s->clients[ci];
     /* a released record keeps its view table's memory for the next one
-     * (its other buffers were freed by sim_client_release) */
+     * (sim_client_release freed its more) */
     uint32_t *kid = c->known_id;
     uint16_t kcap = c->known_cap;
     memset(c, 0, sizeof *c);
@@ -334,28 +334,68 @@ void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
     c->known_cap = (uint16_t)cap;
 }
 
-void sim_client_pending_reserve(sim_client *c)
+sim_client_more *sim_client_more_get(sim_client *c)
 {
-    if (c->n_pending < c->pending_cap)
+    if (!c->more) {
+        c->more = calloc(1, sizeof *c->more);
+        if (!c->more)
+            core_die("out of memory");
+        c->more->chat_tokens = -1.0f; /* sim_chat.c fills the bucket on first use */
+    }
+    return c->more;
+}
+
+/* Frees c->more and everything it holds. */
+static void more_free(sim_client *c)
+{
+    sim_client_more *m = c->more;
+    if (!m)
         return;
-    uint32_t cap = c->pending_cap ? c->pending_cap * 2u : 4u;
+    free(m->pending);
+    core_buf_free(&m->held);
+    core_buf_free(&m->reliable);
+    free(m->inv);
+    free(m);
+    c->more = NULL;
+}
+
+void sim_client_rest(sim_shard *s, sim_client *c)
+{
+    sim_client_more *m = c->more;
+    if (!m || m->n_pending || m->pending || m->held.cap || m->inv || m->reliable.len ||
+        !sim_chat_is_full(s, m))
+        return;
+    more_free(c);
+}
+
+sim_client_more *sim_client_pending_reserve(sim_client *c)
+{
+    sim_client_more *m = sim_client_more_get(c);
+    if (m->n_pending < m->pending_cap)
+        return m;
+    uint32_t cap = m->pending_cap ? m->pending_cap * 2u : 4u;
     if (cap > SIM_PENDING_MAX)
         cap = SIM_PENDING_MAX;
-    if (c->n_pending >= cap)
+    if (m->n_pending >= cap)
         core_die("more than %d pending inputs", SIM_PENDING_MAX);
-    sim_pending *p = realloc(c->pending, cap * sizeof *p);
+    sim_pending *p = realloc(m->pending, cap * sizeof *p);
     if (!p)
         core_die("out of memory");
-    c->pending = p;
-    c->pending_cap = (uint8_t)cap;
+    m->pending = p;
+    m->pending_cap = (uint8_t)cap;
+    return m;
 }
 
 void sim_client_pending_clear(sim_client *c)
 {
-    free(c->pending);
-    c->pending = NULL;
-    c->n_pending = c->pending_cap = 0;
-    core_buf_free(&c->held);
+    sim_client_more *m = c->more;
+    if (!m)
+        return;
+    free(m->pending);
+    m->pending = NULL;
+    m->n_pending = m->pending_cap = 0;
+    m->gap_ticks = 0;
+    core_buf_free(&m->held);
 }
 
 void sim_client_release(sim_shard *s, uint32_t ci)
@@ -365,10 +405,7 @@ void sim_client_release(sim_shard *s, uint32_t ci)
         core_idmap_del(&s->sessions, c->session_id);
     c->session_id = 0;
     c->slot = SIM_NONE;
-    sim_client_pending_clear(c);
-    core_buf_free(&c->reliable);
-    free(c->inv);
-    c->inv = NULL;
+    more_free(c);
     s->free_clients[s->n_free_clients++] = ci;
     s->n_clients--;
 }
@@ -392,5 +429,5 @@ void sim_client_reject(sim_shard *s, uint32_t ci, proto_err code, const char *re
     if (c->err_tokens <= 0)
         return;
     c->err_tokens--;
-    proto_write_error(&c->reliable, code, reason);
+    proto_write_error(sim_client_reliable(c), code, reason);
 }

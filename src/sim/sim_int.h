@@ -71,9 +71,28 @@ typedef union sim_label {
 } sim_label;
 _Static_assert(sizeof(sim_label) == 16, "sim_label: 16 bytes a slot");
 
+/* The part of a client that is at rest for a quiet player: reliable
+ * records waiting for the tick's frame, inputs that arrived out of order
+ * with their held records, an inventory, the chat bucket. Allocated on
+ * first use (sim_client_more) and freed at the end of the tick once all of
+ * it is at rest again (sim_client_rest): an idle connection costs a
+ * pointer, not these 64 bytes. */
+typedef struct sim_client_more {
+    core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
+    core_buf held;        /* held records: u32 gseq, u8 kind, u16 len, body */
+    sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
+    sim_inv_slot *inv;    /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
+    uint32_t chat_tick;   /* tick of the last refill */
+    float chat_tokens;    /* chat lines allowed now (token bucket); < 0: full at first use */
+    uint16_t gap_ticks;   /* ticks a gseq gap has been waiting (<= SIM_GAP_TICKS + 1);
+                             0 whenever n_pending is */
+    uint8_t n_pending;    /* held inputs, sorted by gseq */
+    uint8_t pending_cap;  /* entries pending can hold (0: not allocated) */
+} sim_client_more;
+
 /* A connected player. Kept small: a shard holds one per idle connection,
- * so everything a quiet client does not use is allocated on demand
- * (pending inputs, the view table's growth, the reliable queue). */
+ * so everything a quiet client does not use is allocated on demand (the
+ * view table's growth, sim_client_more). */
 typedef struct sim_client {
     uint32_t session_id;
     uint32_t account_id;
@@ -85,8 +104,6 @@ typedef struct sim_client {
     uint32_t detach_tick;     /* when it was detached */
     uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
     uint32_t prev_session_id; /* before a resume: late outcomes still find us */
-    uint32_t chat_tick;       /* tick of the last refill */
-    float chat_tokens;        /* chat lines allowed now (token bucket) */
     float saved_x, saved_y;   /* position last handed to the store (NaN: never) */
     /* area of interest: the slot table as the client has it. Entries are
      * entity ids (0 = free view slot); the position the client has for
@@ -94,7 +111,6 @@ typedef struct sim_client {
      * holds no positions. known_cap grows on demand up to
      * aoi_max_entities. */
     uint32_t aoi_tick;         /* tick of the last full AOI pass (0: none yet) */
-    uint16_t gap_ticks;        /* ticks a gseq gap has been waiting (<= SIM_GAP_TICKS + 1) */
     uint16_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick; the
                                   gateway's rate limit keeps it far below 65,535) */
     uint16_t gw_id;
@@ -102,8 +118,6 @@ typedef struct sim_client {
     uint16_t n_known;
     uint16_t known_cap;       /* entries known_id can hold */
     int8_t err_tokens;        /* ERROR notices left this second (<= SIM_ERRORS_PER_S) */
-    uint8_t n_pending;        /* held inputs, sorted by gseq */
-    uint8_t pending_cap;      /* entries pending can hold (0: not allocated) */
     uint8_t inv_state;        /* SIM_INV_*: pickups wait for LOADED */
     bool welcomed : 1;        /* WELCOME has been sent */
     bool reset : 1;           /* next STATE carries the RESET flag */
@@ -114,12 +128,8 @@ typedef struct sim_client {
                                  enter budget): the next must run whatever changed */
     float sel_r;              /* distance of the farthest entity the last pass kept
                                  when it had to choose (0: it did not) */
-    sim_pending *pending;     /* [pending_cap], out-of-order inputs only; NULL when none */
     uint32_t *known_id;       /* [known_cap] */
-    core_buf reliable;        /* records to send in this tick's frame (freed once sent) */
-    /* items and chat (sim_items.c, sim_chat.c) */
-    core_buf held;     /* held records: u32 gseq, u8 kind, u16 len, body */
-    sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
+    sim_client_more *more;    /* NULL while all of it is at rest */
 } sim_client;
 
 /* An area-of-interest candidate: its slot and its place in the order
@@ -344,10 +354,28 @@ void sim_aoi_mark_gone(sim_shard *s, uint32_t slot);
 void sim_aoi_publish(sim_shard *s);
 /* Makes room for view slot k (k < aoi_max_entities); new entries are 0. */
 void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k);
-/* Makes room for one more pending input (n_pending < SIM_PENDING_MAX). */
-void sim_client_pending_reserve(sim_client *c);
+/* Makes room for one more pending input (n_pending < SIM_PENDING_MAX);
+ * returns c->more. */
+sim_client_more *sim_client_pending_reserve(sim_client *c);
 /* Drops every pending input and held record, freeing their memory. */
 void sim_client_pending_clear(sim_client *c);
+/* c->more, allocated (everything at rest) if it was not. */
+sim_client_more *sim_client_more_get(sim_client *c);
+/* The client's reliable records of this tick, to append to. */
+static inline core_buf *sim_client_reliable(sim_client *c)
+{
+    return &sim_client_more_get(c)->reliable;
+}
+static inline uint32_t sim_client_reliable_len(const sim_client *c)
+{
+    return c->more ? c->more->reliable.len : 0;
+}
+static inline uint32_t sim_client_n_pending(const sim_client *c)
+{
+    return c->more ? c->more->n_pending : 0;
+}
+/* Frees c->more if all of it is at rest (end of the tick's AOI passes). */
+void sim_client_rest(sim_shard *s, sim_client *c);
 
 /* sim_border.c */
 void sim_handoffs_send(sim_shard *s);
@@ -404,6 +432,8 @@ void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d);
 
 /* sim_chat.c */
 void sim_chat_say(sim_shard *s, uint32_t ci, const uint8_t *text, size_t len);
+/* True if m's chat bucket is full by now (as good as never used). */
+bool sim_chat_is_full(const sim_shard *s, const sim_client_more *m);
 void sim_chat_relay_recv(sim_shard *s, core_rd *r);
 
 /* sim_persist.c */

@@ -155,11 +155,15 @@ void sim_shard_destroy(sim_shard *s)
     free(s->obs_start);
     free(s->obs_list);
     for (uint32_t i = 0; i < s->n_clients_used; i++) {
-        core_buf_free(&s->clients[i].reliable);
-        core_buf_free(&s->clients[i].held);
+        sim_client_more *m = s->clients[i].more;
+        if (m) {
+            core_buf_free(&m->reliable);
+            core_buf_free(&m->held);
+            free(m->pending);
+            free(m->inv);
+            free(m);
+        }
         free(s->clients[i].known_id);
-        free(s->clients[i].pending);
-        free(s->clients[i].inv);
     }
     free(s->clients);
     free(s->free_clients);
@@ -374,9 +378,12 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
      * position before and asks again once a second. */
     if (s->n_clients) {
         sim_aoi_mark_changes(s);
-        for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
+        for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
             if (s->clients[ci].session_id && !s->clients[ci].detached)
                 sim_aoi_client(s, ci);
+            if (s->clients[ci].more)
+                sim_client_rest(s, &s->clients[ci]);
+        }
         sim_aoi_publish(s);
     }
     core_counter_add(s->m_states_sent, s->stats.states_sent - sent0);

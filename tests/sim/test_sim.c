@@ -673,14 +673,64 @@ static void test_names_every_length(void **state)
     h_free(&h);
 }
 
+/* Sends the input with gateway sequence gseq (and client seq = gseq). */
+static void input_gseq(harness *h, h_sess *s, uint32_t gseq)
+{
+    core_buf b;
+    core_buf_init(&b);
+    size_t at;
+    proto_bus_inputs_begin(&b, &at);
+    proto_bus_input in = {s->session_id, s->entity_id, gseq, {gseq, 1.0f, 0.0f}};
+    proto_bus_inputs_add(&b, at, &in);
+    bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
+    core_buf_free(&b);
+}
+
+/* Inputs that arrive out of order wait for the missing one; a gap that
+ * stays open is skipped after SIM_GAP_TICKS; then in order again. */
+static void test_inputs_out_of_order(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, 1, 0, 1);
+    h_start(&h);
+    h_sess *p = h_join(&h, "pat", 300.0f, 300.0f);
+    assert_int_equal(h_step(&h), 0);
+    input_gseq(&h, p, 3);
+    input_gseq(&h, p, 2);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 0); /* 1 is missing */
+    input_gseq(&h, p, 1);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 3);
+    input_gseq(&h, p, 5); /* 4 never comes */
+    for (int t = 0; t < 30 && p->view.ack_seq != 5; t++)
+        assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 5);
+    input_gseq(&h, p, 6);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 6);
+    sim_stats st;
+    sim_shard_stats(h.shards[0], &st);
+    assert_int_equal(st.inputs_applied, 5);
+    assert_int_equal(st.inputs_skipped, 1);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_determinism),      cmocka_unit_test(test_authoritative_speed),
-        cmocka_unit_test(test_input_validation), cmocka_unit_test(test_aoi_brute_force),
-        cmocka_unit_test(test_aoi_budget),       cmocka_unit_test(test_aoi_crowd),
-        cmocka_unit_test(test_handoff),          cmocka_unit_test(test_names_every_length),
-        cmocka_unit_test(test_idle_states),      cmocka_unit_test(test_quiet_areas_match_full_aoi),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_authoritative_speed),
+        cmocka_unit_test(test_input_validation),
+        cmocka_unit_test(test_aoi_brute_force),
+        cmocka_unit_test(test_aoi_budget),
+        cmocka_unit_test(test_aoi_crowd),
+        cmocka_unit_test(test_handoff),
+        cmocka_unit_test(test_names_every_length),
+        cmocka_unit_test(test_inputs_out_of_order),
+        cmocka_unit_test(test_idle_states),
+        cmocka_unit_test(test_quiet_areas_match_full_aoi),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
