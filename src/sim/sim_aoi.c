@@ -399,13 +399,13 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         c->sel_r = sqrtf(key_d2(far));
     }
     uint32_t mark = ++s->mark;
-    if (mark == 0) { /* wrapped: clear stale marks */
-        memset(s->stamp, 0, (size_t)s->n_used * sizeof *s->stamp);
-        memset(s->known_mark, 0, (size_t)s->n_used * sizeof *s->known_mark);
+    if (mark >= 1u << 31) { /* 2 * mark would wrap: clear stale marks */
+        memset(s->aoi_mark, 0, (size_t)s->n_used * sizeof *s->aoi_mark);
         mark = s->mark = 1;
     }
+    const uint32_t in_reach = 2 * mark, in_view = 2 * mark + 1;
     for (size_t i = 0; i < m; i++)
-        s->stamp[s->cand_in[i].slot] = mark;
+        s->aoi_mark[s->cand_in[i].slot] = in_reach;
 
     core_buf *b = &s->scratch;
     core_buf_reset(b);
@@ -430,13 +430,13 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         if (!id)
             continue;
         uint32_t sl = core_idmap_get(&s->ids, id);
-        if (sl == CORE_IDMAP_NONE || s->stamp[sl] != mark) {
+        if (sl == CORE_IDMAP_NONE || s->aoi_mark[sl] < in_reach) {
             leaves[n_leave++] = k;
             c->known_id[k] = 0;
             c->n_known--;
             continue;
         }
-        s->known_mark[sl] = mark;
+        s->aoi_mark[sl] = in_view;
         view_sl[k] = sl;
     }
     core_buf_varint(b, n_leave);
@@ -500,7 +500,7 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     sim_cand *enters = s->aoi_enters; /* m <= max of them */
     size_t n_new = 0, n_new_sorted;
     for (size_t i = 0; i < m; i++)
-        if (s->known_mark[s->cand_in[i].slot] != mark)
+        if (s->aoi_mark[s->cand_in[i].slot] != in_view)
             enters[n_new++] = s->cand_in[i];
     size_t budget = (size_t)s->cfg->aoi_max_bytes, n_enter = 0;
     size_t used =

@@ -33,8 +33,7 @@ static void grow_slots(sim_shard *s)
     GROW(s->wander_tick, ncap);
     GROW(s->label, ncap);
     GROW(s->free_slots, ncap);
-    GROW(s->stamp, ncap);
-    GROW(s->known_mark, ncap);
+    GROW(s->aoi_mark, ncap);
     /* Slots past n_used are not initialised (sim_slot_alloc does it when
      * it hands one out; nothing reads them before): the doubling's slack
      * costs address space, not memory. */
@@ -130,8 +129,7 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->speed[slot] = 0;
     s->kind[slot] = PROTO_KIND_NPC;
     s->flags[slot] = SIM_F_ALIVE;
-    s->stamp[slot] = 0;
-    s->known_mark[slot] = 0;
+    s->aoi_mark[slot] = 0;
     s->ghost_src[slot] = 0;
     s->ghost_stamp[slot] = 0;
     s->client[slot] = SIM_NONE;
@@ -241,8 +239,7 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     gather_slots(s, order, n);
     for (uint32_t i = n; i < old_used; i++)
         s->flags[i] = 0;
-    memset(s->stamp, 0, (size_t)n * sizeof *s->stamp);
-    memset(s->known_mark, 0, (size_t)n * sizeof *s->known_mark);
+    memset(s->aoi_mark, 0, (size_t)n * sizeof *s->aoi_mark);
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (c->session_id && c->slot < old_used)

@@ -268,8 +268,10 @@ struct sim_shard {
     uint32_t *cand;    /* grid query results: slots */
     sim_cand *cand_in; /* those within reach, with their order keys (AOI) */
     size_t cand_cap;
-    uint32_t *stamp;      /* per slot: mark of the client being processed */
-    uint32_t *known_mark; /* per slot: mark when already in the client's view */
+    /* per slot, for the AOI pass of one client (mark m, sim_aoi.c):
+     * 2m + 1 when in reach and already in the client's view, 2m when in
+     * reach only, anything smaller otherwise; mark < 2^31 */
+    uint32_t *aoi_mark;
     uint32_t mark;
     core_buf scratch;             /* one STATE body */
     core_buf scratch_deltas;      /* its delta section, made before the enters */

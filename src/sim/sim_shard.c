@@ -138,8 +138,7 @@ void sim_shard_destroy(sim_shard *s)
     sim_items_destroy(s);
     core_buf_free(&s->rec_arena);
     free(s->free_slots);
-    free(s->stamp);
-    free(s->known_mark);
+    free(s->aoi_mark);
     free(s->disp);
     free(s->body_x);
     free(s->body_y);
