@@ -131,6 +131,8 @@ typedef struct sim_client {
     uint32_t *known_id;       /* [known_cap] */
     sim_client_more *more;    /* NULL while all of it is at rest */
 } sim_client;
+/* A shard holds one per idle connection (W2): keep it in budget. */
+_Static_assert(sizeof(sim_client) <= 88, "sim_client grew past 88 bytes");
 
 /* An area-of-interest candidate: its slot and its place in the order
  * "nearest first, ties by entity id" as one integer (sim_aoi.c). */
