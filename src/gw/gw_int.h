@@ -126,7 +126,6 @@ typedef struct gw_conn {
         uint64_t deadline_ms; /* HTTP head/body deadline or close deadline; 0 = none */
         uint64_t last_rx_ms;  /* WS: last received WebSocket frame (or the upgrade) */
     };
-    uint8_t resume_token[PROTO_RESUME_TOKEN_BYTES]; /* ours, valid while joined */
 
     uint32_t gseq; /* gateway sequence of the last input forwarded (1, 2, ... no gaps) */
     uint32_t account_id;
@@ -181,6 +180,7 @@ struct gw {
     core_idmap live_by_account;     /* account id -> conn id of its joined session */
     core_idmap detached_by_account; /* account id -> index into detached */
     struct gw_detached *detached;   /* sessions waiting to be resumed */
+    uint8_t resume_key[32];         /* resume tokens are keyed hashes under it (gw_session.c) */
     uint32_t n_detached, detached_cap;
 
     gw_addr_slot *addrs; /* per-address counts, n_addrs (power of two) */
@@ -287,9 +287,10 @@ typedef struct gw_detached {
     uint32_t session_id;  /* the session id the shard knows the entity by */
     uint16_t route_shard; /* where its entity is */
     uint32_t entity_id;
-    uint8_t token[PROTO_RESUME_TOKEN_BYTES];
     uint64_t expiry_ms;
 } gw_detached;
+/* Makes the key resume tokens are derived with (gw_create). */
+void gw_session_init(gw *g);
 /* Enters c's player into the world: takes over the account's live or
  * detached session (ATTACH: same entity; input sequence numbers continue
  * when c presented that session's resume token, resume), else JOIN at

@@ -587,6 +587,7 @@ int gw_create(gw **out, const core_config *cfg, uint16_t gw_id, bus *b,
     g->free_head = 0;
     g->n_free = g->n_slots;
 
+    gw_session_init(g);
     size_t secret_len = strlen(cfg->jwt_secret);
     if (gw_auth_create(&g->auth, cfg->jwt_secret, secret_len, cfg->token_ttl_s) != 0) {
         CORE_ERROR("gw", "cannot create the token service");

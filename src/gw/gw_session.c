@@ -4,9 +4,18 @@
  * A joined WebSocket session is registered under its account. When the
  * connection drops, the gateway does not make the player leave: it sends
  * DETACH, and the shard keeps the entity (standing still) for
- * resume_grace_s. The gateway remembers the detached session with the
- * resume token the client was given (a SESSION record, renewed on every
+ * resume_grace_s. The gateway remembers the detached session; the client
+ * was given its resume token (a SESSION record, renewed on every
  * (re)entry, so each token is used once).
+ *
+ * A resume token is not stored: it is a keyed BLAKE2b of the session id
+ * and the account id under a random per-process key (resume_token_of), 16
+ * bytes nobody without the key can make. Session ids carry the slot's
+ * generation, which changes with every use of the slot, so each entry
+ * gets a token of its own; two sessions share a token only if they share
+ * the account and the session id, i.e. after one slot served 4,095 other
+ * connections in between, and a token only counts while its own session
+ * waits to be resumed.
  *
  * When a connection of an account enters the world:
  *  - the account has a live session: that older connection is closed with
@@ -22,10 +31,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
+#include <sodium.h>
 
 #include "core_log.h"
 #include "gw_int.h"
+
+static void resume_token_of(const gw *g, uint32_t session_id, uint32_t account_id,
+                            uint8_t out[PROTO_RESUME_TOKEN_BYTES])
+{
+    _Static_assert(PROTO_RESUME_TOKEN_BYTES >= crypto_generichash_BYTES_MIN &&
+                       PROTO_RESUME_TOKEN_BYTES <= crypto_generichash_BYTES_MAX,
+                   "resume token: a BLAKE2b output length");
+    uint8_t msg[8];
+    memcpy(msg, &session_id, 4);
+    memcpy(msg + 4, &account_id, 4);
+    crypto_generichash(out, PROTO_RESUME_TOKEN_BYTES, msg, sizeof msg, g->resume_key,
+                       sizeof g->resume_key);
+}
+
+void gw_session_init(gw *g)
+{
+    _Static_assert(sizeof g->resume_key == crypto_generichash_KEYBYTES, "resume key: BLAKE2b's");
+    if (sodium_init() < 0)
+        core_die("gw_session: sodium_init failed");
+    randombytes_buf(g->resume_key, sizeof g->resume_key);
+}
 
 static void detached_del_at(gw *g, uint32_t i)
 {
@@ -95,7 +125,9 @@ void gw_session_enter(gw *g, gw_conn *c, const char *username, const float *spaw
         if (i != CORE_IDMAP_NONE) {
             gw_detached *d = &g->detached[i];
             a.old_session_id = d->session_id;
-            a.keep_seq = resume && memcmp(resume, d->token, PROTO_RESUME_TOKEN_BYTES) == 0;
+            uint8_t token[PROTO_RESUME_TOKEN_BYTES];
+            resume_token_of(g, d->session_id, d->account_id, token);
+            a.keep_seq = resume && sodium_memcmp(resume, token, sizeof token) == 0;
             c->route_shard = d->route_shard;
             c->entity_id = d->entity_id;
             detached_del_at(g, i);
@@ -130,10 +162,10 @@ void gw_session_enter(gw *g, gw_conn *c, const char *username, const float *spaw
 void gw_session_opened(gw *g, gw_conn *c)
 {
     core_idmap_put(&g->live_by_account, c->account_id, c->id);
-    if (getrandom(c->resume_token, sizeof c->resume_token, 0) != sizeof c->resume_token)
-        core_die("getrandom failed");
+    uint8_t token[PROTO_RESUME_TOKEN_BYTES];
+    resume_token_of(g, c->id, c->account_id, token);
     gw_conn_extra_begin(g, c);
-    proto_write_session(&c->io->extra, c->resume_token, (uint16_t)g->cfg.resume_grace_s);
+    proto_write_session(&c->io->extra, token, (uint16_t)g->cfg.resume_grace_s);
 }
 
 void gw_session_closed(gw *g, gw_conn *c)
@@ -151,7 +183,6 @@ void gw_session_closed(gw *g, gw_conn *c)
                          .route_shard = c->route_shard,
                          .entity_id = c->entity_id,
                          .expiry_ms = g->now_ms + (uint64_t)g->cfg.resume_grace_s * 1000};
-        memcpy(d.token, c->resume_token, sizeof d.token);
         detached_add(g, &d);
     }
     gw_bus_send_shard(g, c->route_shard, &g->tmp);

@@ -259,11 +259,14 @@ static void frame_out(sim_shard *s, sim_client *c)
     core_buf *b = &s->scratch;
     c->sent_seq = c->last_seq;
     s->stats.states_sent++;
-    uint8_t flags = c->reliable.len ? PROTO_FRAME_RELIABLE : 0;
+    uint32_t n_rel = sim_client_reliable_len(c);
+    uint8_t flags = n_rel ? PROTO_FRAME_RELIABLE : 0;
     size_t len_at =
         proto_bus_frames_item_begin(f, s->frames_count_at[c->gw_id], c->session_id, flags);
-    core_buf_append(f, c->reliable.data, c->reliable.len);
-    core_buf_free(&c->reliable); /* rare (WELCOME, ERROR, items): no capacity kept */
+    if (c->more) {
+        core_buf_append(f, c->more->reliable.data, n_rel);
+        core_buf_free(&c->more->reliable); /* rare (WELCOME, ERROR, items): no capacity kept */
+    }
     proto_record_begin(f, PROTO_S_STATE, b->len);
     core_buf_append(f, b->data, b->len);
     proto_bus_frames_item_end(f, len_at);
@@ -284,7 +287,7 @@ static void quiet_client(sim_shard *s, uint32_t ci)
     core_buf *b = &s->scratch;
     s->stats.aoi_quiet++;
     (void)frames_for(s, c->gw_id); /* the gateway hears from us every tick */
-    if (c->reliable.len == 0 && c->last_seq == c->sent_seq && !keepalive_due(s, ci)) {
+    if (sim_client_reliable_len(c) == 0 && c->last_seq == c->sent_seq && !keepalive_due(s, ci)) {
         s->stats.states_skipped++;
         return;
     }
@@ -411,13 +414,13 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         c->sel_r = sqrtf(key_d2(far));
     }
     uint32_t mark = ++s->mark;
-    if (mark == 0) { /* wrapped: clear stale marks */
-        memset(s->stamp, 0, s->cap * sizeof *s->stamp);
-        memset(s->known_mark, 0, s->cap * sizeof *s->known_mark);
+    if (mark >= 1u << 31) { /* 2 * mark would wrap: clear stale marks */
+        memset(s->aoi_mark, 0, (size_t)s->n_used * sizeof *s->aoi_mark);
         mark = s->mark = 1;
     }
+    const uint32_t in_reach = 2 * mark, in_view = 2 * mark + 1;
     for (size_t i = 0; i < m; i++)
-        s->stamp[s->cand_in[i].slot] = mark;
+        s->aoi_mark[s->cand_in[i].slot] = in_reach;
 
     core_buf *b = &s->scratch;
     core_buf_reset(b);
@@ -442,13 +445,13 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
         if (!id)
             continue;
         uint32_t sl = core_idmap_get(&s->ids, id);
-        if (sl == CORE_IDMAP_NONE || s->stamp[sl] != mark) {
+        if (sl == CORE_IDMAP_NONE || s->aoi_mark[sl] < in_reach) {
             leaves[n_leave++] = k;
             c->known_id[k] = 0;
             c->n_known--;
             continue;
         }
-        s->known_mark[sl] = mark;
+        s->aoi_mark[sl] = in_view;
         view_sl[k] = sl;
     }
     core_buf_varint(b, n_leave);
@@ -512,10 +515,11 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
     sim_cand *enters = s->aoi_enters; /* m <= max of them */
     size_t n_new = 0, n_new_sorted;
     for (size_t i = 0; i < m; i++)
-        if (s->known_mark[s->cand_in[i].slot] != mark)
+        if (s->aoi_mark[s->cand_in[i].slot] != in_view)
             enters[n_new++] = s->cand_in[i];
     size_t budget = (size_t)s->cfg->aoi_max_bytes, n_enter = 0;
-    size_t used = c->reliable.len + FRAME_OVERHEAD + b->len + d->len + core_varint_len(n_new);
+    size_t used =
+        sim_client_reliable_len(c) + FRAME_OVERHEAD + b->len + d->len + core_varint_len(n_new);
     /* only the nearest few can fit (an enter is >= ENTER_MIN bytes; the
      * client's own always goes): order just those */
     size_t n_fit = (used < budget ? (budget - used) / ENTER_MIN : 0) + 1;
@@ -573,8 +577,8 @@ void sim_aoi_client(sim_shard *s, uint32_t ci)
      * spread over the clients by index), so an idle client still sees the
      * tick and its ack; the gateway still gets this tick's FRAMES. */
     (void)frames_for(s, c->gw_id);
-    bool is_empty = n_leave == 0 && n_enter == 0 && hi == 0 && c->reliable.len == 0 && !was_reset &&
-                    c->last_seq == c->sent_seq;
+    bool is_empty = n_leave == 0 && n_enter == 0 && hi == 0 && sim_client_reliable_len(c) == 0 &&
+                    !was_reset && c->last_seq == c->sent_seq;
     if (is_empty && !keepalive_due(s, ci)) {
         s->stats.states_skipped++;
         return;

@@ -87,12 +87,14 @@ static void write_entity(sim_shard *s, core_buf *b, uint32_t e)
     core_buf_u32(b, c->account_id);
     core_buf_u32(b, c->last_seq);
     core_buf_u32(b, c->next_gseq);
-    core_buf_u8(b, (uint8_t)c->n_pending);
-    for (uint32_t i = 0; i < c->n_pending; i++) {
-        core_buf_u32(b, c->pending[i].gseq);
-        core_buf_u32(b, c->pending[i].seq);
-        core_buf_f32(b, c->pending[i].dir_x);
-        core_buf_f32(b, c->pending[i].dir_y);
+    uint32_t n_pending = sim_client_n_pending(c);
+    core_buf_u8(b, (uint8_t)n_pending);
+    for (uint32_t i = 0; i < n_pending; i++) {
+        const sim_pending *p = &c->more->pending[i];
+        core_buf_u32(b, p->gseq);
+        core_buf_u32(b, p->seq);
+        core_buf_f32(b, p->dir_x);
+        core_buf_f32(b, p->dir_y);
     }
     core_buf_u16(b, c->n_known);
     for (uint16_t k = 0; k < c->slot_hi; k++) {
@@ -178,8 +180,8 @@ static int read_client(sim_shard *s, core_rd *r, uint32_t slot)
     c->err_refill_tick = s->tick;
     c->sent_seq = last_seq;
     for (uint32_t i = 0; i < n_pending; i++) {
-        sim_client_pending_reserve(c);
-        sim_pending *p = &c->pending[c->n_pending++];
+        sim_client_more *m = sim_client_pending_reserve(c);
+        sim_pending *p = &m->pending[m->n_pending++];
         p->gseq = core_rd_u32(r);
         p->seq = core_rd_u32(r);
         p->dir_x = core_rd_f32(r);
@@ -250,6 +252,12 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
             s->n_ghosts--;
         }
         s->flags[slot] = SIM_F_ALIVE;
+        /* an item keeps what its ghost had (a new one, the descriptor
+         * every new slot had); anything else takes the name */
+        if (kind != PROTO_KIND_ITEM)
+            sim_name_set(s, slot, (const char *)name, nl);
+        else if (s->kind[slot] != PROTO_KIND_ITEM)
+            sim_label_item(s, slot, (sim_item){.qty = 1, .kind = 1});
         s->kind[slot] = kind;
         sim_clamp_world(s, &x, &y);
         if (!isfinite(dx) || !isfinite(dy) || dx * dx + dy * dy > 1.002001f)
@@ -262,8 +270,6 @@ void sim_handoff_recv(sim_shard *s, core_rd *r)
         s->dir_y[slot] = dy;
         s->speed[slot] = speed;
         s->wander_tick[slot] = wander;
-        memcpy(s->name[slot], name, nl);
-        s->name[slot][nl] = 0;
         s->client[slot] = SIM_NONE;
         sim_entity_place(s, slot);
         s->n_owned++;
@@ -386,14 +392,14 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
             s->flags[slot] = SIM_F_ALIVE | SIM_F_GHOST;
             s->n_ghosts++;
         }
+        if (kind == PROTO_KIND_ITEM)
+            sim_items_ghost_label(s, slot, name, nl);
+        else
+            sim_name_set(s, slot, (const char *)name, nl);
         s->kind[slot] = kind;
         sim_clamp_world(s, &x, &y);
         s->x[slot] = x;
         s->y[slot] = y;
-        memcpy(s->name[slot], name, nl);
-        s->name[slot][nl] = 0;
-        if (kind == PROTO_KIND_ITEM)
-            sim_items_ghost_label(s, slot, name, nl);
         s->ghost_src[slot] = (uint8_t)src;
         if ((int32_t)(tick - s->ghost_stamp[slot]) > 0)
             s->ghost_stamp[slot] = tick;

@@ -38,32 +38,40 @@ static void deliver(sim_shard *s, float x, float y, const proto_chat *line)
         float dx = s->x[e] - x, dy = s->y[e] - y;
         if (dx * dx + dy * dy > s->aoi_r2)
             continue;
-        proto_write_chat(&s->clients[s->client[e]].reliable, line);
+        proto_write_chat(sim_client_reliable(&s->clients[s->client[e]]), line);
     }
+}
+
+bool sim_chat_is_full(const sim_shard *s, const sim_client_more *m)
+{
+    /* the refill sim_chat_say would make now, to the same float */
+    float hz = (float)s->cfg->tick_hz;
+    return m->chat_tokens < 0.0f ||
+           m->chat_tokens + (float)(s->tick - m->chat_tick) * CHAT_PER_S / hz >= CHAT_BURST;
 }
 
 void sim_chat_say(sim_shard *s, uint32_t ci, const uint8_t *text, size_t len)
 {
     sim_client *c = &s->clients[ci];
+    sim_client_more *m = sim_client_more_get(c);
     float hz = (float)s->cfg->tick_hz;
-    if (c->chat_tokens < 0.0f) { /* first line: a full bucket */
-        c->chat_tokens = CHAT_BURST;
-        c->chat_tick = s->tick;
+    if (m->chat_tokens < 0.0f) { /* first line: a full bucket */
+        m->chat_tokens = CHAT_BURST;
+        m->chat_tick = s->tick;
     }
-    c->chat_tokens += (float)(s->tick - c->chat_tick) * CHAT_PER_S / hz;
-    if (c->chat_tokens > CHAT_BURST)
-        c->chat_tokens = CHAT_BURST;
-    c->chat_tick = s->tick;
-    if (c->chat_tokens < 1.0f) {
+    m->chat_tokens += (float)(s->tick - m->chat_tick) * CHAT_PER_S / hz;
+    if (m->chat_tokens > CHAT_BURST)
+        m->chat_tokens = CHAT_BURST;
+    m->chat_tick = s->tick;
+    if (m->chat_tokens < 1.0f) {
         sim_client_reject(s, ci, PROTO_ERR_CHAT_RATE_LIMITED, "chat rate limit: wait a moment");
         return;
     }
-    c->chat_tokens -= 1.0f;
+    m->chat_tokens -= 1.0f;
 
     uint32_t e = c->slot;
     proto_chat line = {.entity_id = s->id[e], .text_len = (uint8_t)len};
-    memcpy(line.name, s->name[e], sizeof line.name);
-    line.name[PROTO_NAME_MAX] = 0;
+    sim_name_get(s, e, line.name);
     memcpy(line.text, text, len);
     float x = s->x[e], y = s->y[e];
     deliver(s, x, y, &line);

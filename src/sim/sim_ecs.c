@@ -31,17 +31,86 @@ static void grow_slots(sim_shard *s)
     GROW(s->pub_x, ncap);
     GROW(s->pub_y, ncap);
     GROW(s->wander_tick, ncap);
-    GROW(s->name, ncap);
-    GROW(s->item, ncap);
+    GROW(s->label, ncap);
     GROW(s->free_slots, ncap);
-    GROW(s->stamp, ncap);
-    GROW(s->known_mark, ncap);
-    for (uint32_t i = s->cap; i < ncap; i++) {
-        s->flags[i] = 0;
-        s->stamp[i] = 0;
-        s->known_mark[i] = 0;
-    }
+    GROW(s->aoi_mark, ncap);
+    /* Slots past n_used are not initialised (sim_slot_alloc does it when
+     * it hands one out; nothing reads them before): the doubling's slack
+     * costs address space, not memory. */
     s->cap = ncap;
+}
+
+/* Releases the long name of entity id, if it has one. */
+static void far_drop(sim_shard *s, uint32_t id)
+{
+    if (s->far_ids.n == 0)
+        return;
+    uint32_t fi = core_idmap_get(&s->far_ids, id);
+    if (fi == CORE_IDMAP_NONE)
+        return;
+    core_idmap_del(&s->far_ids, id);
+    s->far_free[s->n_far_free++] = fi;
+}
+
+size_t sim_name_get(const sim_shard *s, uint32_t slot, char out[PROTO_NAME_MAX + 1])
+{
+    const sim_label *l = &s->label[slot];
+    size_t n = 0;
+    if (s->kind[slot] == PROTO_KIND_ITEM) {
+        /* an item's label is its sim_item */
+    } else if (l->name.len <= SIM_NAME_INLINE) {
+        n = l->name.len;
+        memcpy(out, l->name.text, n);
+    } else {
+        uint32_t fi = core_idmap_get(&s->far_ids, s->id[slot]);
+        if (fi == CORE_IDMAP_NONE)
+            core_die("entity %u: long name missing", s->id[slot]);
+        n = strlen(s->far_names[fi]);
+        memcpy(out, s->far_names[fi], n);
+    }
+    out[n] = 0;
+    return n;
+}
+
+void sim_name_set(sim_shard *s, uint32_t slot, const char *name, size_t len)
+{
+    if (len > PROTO_NAME_MAX)
+        core_die("name of %zu bytes", len);
+    len = len ? strnlen(name, len) : 0; /* as C strings: a NUL ends the name */
+    sim_label *l = &s->label[slot];
+    uint32_t id = s->id[slot];
+    if (len <= SIM_NAME_INLINE) {
+        far_drop(s, id);
+        l->name.len = (uint8_t)len;
+        memcpy(l->name.text, name, len);
+        return;
+    }
+    if (!id)
+        core_die("long name for an entity without an id");
+    uint32_t fi = core_idmap_get(&s->far_ids, id);
+    if (fi == CORE_IDMAP_NONE) {
+        if (s->n_far_free > 0) {
+            fi = s->far_free[--s->n_far_free];
+        } else {
+            if (s->n_far_used == s->far_cap) {
+                uint32_t ncap = s->far_cap ? s->far_cap * 2 : 16;
+                GROW(s->far_names, ncap);
+                GROW(s->far_free, ncap);
+                s->far_cap = ncap;
+            }
+            fi = s->n_far_used++;
+        }
+        core_idmap_put(&s->far_ids, id, fi);
+    }
+    memcpy(s->far_names[fi], name, len);
+    s->far_names[fi][len] = 0;
+    l->name.len = SIM_NAME_FAR;
+}
+
+void sim_label_item(sim_shard *s, uint32_t slot, sim_item it)
+{
+    far_drop(s, s->id[slot]);
+    s->label[slot].item = it;
 }
 
 uint32_t sim_slot_alloc(sim_shard *s)
@@ -60,13 +129,13 @@ uint32_t sim_slot_alloc(sim_shard *s)
     s->speed[slot] = 0;
     s->kind[slot] = PROTO_KIND_NPC;
     s->flags[slot] = SIM_F_ALIVE;
+    s->aoi_mark[slot] = 0;
     s->ghost_src[slot] = 0;
     s->ghost_stamp[slot] = 0;
     s->client[slot] = SIM_NONE;
     s->pub_x[slot] = s->pub_y[slot] = NAN; /* not published: news to every watcher */
     s->wander_tick[slot] = 0;
-    s->name[slot][0] = 0;
-    s->item[slot] = (sim_item){.qty = 1, .kind = 1}; /* a valid descriptor until set */
+    s->label[slot].name.len = 0;
     return slot;
 }
 
@@ -74,8 +143,10 @@ void sim_slot_release(sim_shard *s, uint32_t slot)
 {
     if (s->log)
         sim_log_release(s, slot); /* before its id and flags go */
-    if (s->id[slot])
+    if (s->id[slot]) {
         core_idmap_del(&s->ids, s->id[slot]);
+        far_drop(s, s->id[slot]);
+    }
     sim_aoi_mark_gone(s, slot);
     sim_entity_unplace(s, slot);
     s->flags[slot] = 0;
@@ -117,7 +188,7 @@ static void *shrink(void *p, size_t size, uint32_t cap)
 
 /* Permutes every slot array by order. Each array is gathered into the
  * memory of the one gathered before it (largest elements first, so it
- * always fits), so a renumbering allocates one array, not sixteen: fresh
+ * always fits), so a renumbering allocates one array, not fifteen: fresh
  * memory is page faults (M1: 80 MB of new pages made the renumbering tick
  * cost 150-270 ms); each block is then cut to its array's size. */
 static void gather_slots(sim_shard *s, const uint32_t *order, uint32_t n)
@@ -129,10 +200,8 @@ static void gather_slots(sim_shard *s, const uint32_t *order, uint32_t n)
         s->f = shrink(gather(old_, sizeof *s->f, order, n, spare, s->cap), sizeof *s->f, s->cap);  \
         spare = old_;                                                                              \
     } while (0)
-    _Static_assert(sizeof *s->name >= sizeof *s->item && sizeof *s->item >= 4,
-                   "gather_slots: largest elements first");
-    GATHER(name);
-    GATHER(item);
+    _Static_assert(sizeof *s->label >= 4, "gather_slots: largest elements first");
+    GATHER(label);
     GATHER(id);
     GATHER(x);
     GATHER(y);
@@ -168,10 +237,9 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
     if (s->log)
         sim_log_renumber(s, newof, old_used);
     gather_slots(s, order, n);
-    for (uint32_t i = n; i < s->cap; i++)
+    for (uint32_t i = n; i < old_used; i++)
         s->flags[i] = 0;
-    memset(s->stamp, 0, (size_t)s->cap * sizeof *s->stamp);
-    memset(s->known_mark, 0, (size_t)s->cap * sizeof *s->known_mark);
+    memset(s->aoi_mark, 0, (size_t)n * sizeof *s->aoi_mark);
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
         if (c->session_id && c->slot < old_used)
@@ -223,7 +291,7 @@ uint32_t sim_client_alloc(sim_shard *s)
     }
     sim_client *c = &s->clients[ci];
     /* a released record keeps its view table's memory for the next one
-     * (its other buffers were freed by sim_client_release) */
+     * (sim_client_release freed its more) */
     uint32_t *kid = c->known_id;
     uint16_t kcap = c->known_cap;
     memset(c, 0, sizeof *c);
@@ -242,14 +310,15 @@ void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
 {
     if (k < c->known_cap)
         return;
-    /* Start small, double up to 30, then grow 8 entries (32 bytes) at a
-     * time: a crowd of 41 costs a table of 46, one of 50 a table of 54
-     * (not 72), never aoi_max_entities. Views grow a few entries a tick
-     * at most, so the extra reallocs are few. Sizes are 6 mod 8 entries:
-     * 4 * cap + malloc's 8-byte header fills its 16-byte chunks exactly. */
+    /* Start small, double up to 30, then grow 4 entries (16 bytes, one
+     * malloc granule) at a time: a crowd of 41 costs a table of 42, one
+     * of 50 a table of 50 (not 72), never aoi_max_entities. Views grow a
+     * few entries a tick at most, so the extra reallocs are few. Sizes
+     * are 2 mod 4 entries: 4 * cap + malloc's 8-byte header fills its
+     * 16-byte chunks exactly. */
     uint32_t max = (uint32_t)s->cfg->aoi_max_entities, cap = c->known_cap;
     while (cap <= k)
-        cap = cap < 6 ? 6 : cap < 30 ? cap * 2 + 2 : cap + 8;
+        cap = cap < 6 ? 6 : cap < 30 ? cap * 2 + 2 : cap + 4;
     if (cap > max)
         cap = max;
     if (k >= cap || cap > UINT16_MAX)
@@ -262,28 +331,68 @@ void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k)
     c->known_cap = (uint16_t)cap;
 }
 
-void sim_client_pending_reserve(sim_client *c)
+sim_client_more *sim_client_more_get(sim_client *c)
 {
-    if (c->n_pending < c->pending_cap)
+    if (!c->more) {
+        c->more = calloc(1, sizeof *c->more);
+        if (!c->more)
+            core_die("out of memory");
+        c->more->chat_tokens = -1.0f; /* sim_chat.c fills the bucket on first use */
+    }
+    return c->more;
+}
+
+/* Frees c->more and everything it holds. */
+static void more_free(sim_client *c)
+{
+    sim_client_more *m = c->more;
+    if (!m)
         return;
-    uint32_t cap = c->pending_cap ? c->pending_cap * 2u : 4u;
+    free(m->pending);
+    core_buf_free(&m->held);
+    core_buf_free(&m->reliable);
+    free(m->inv);
+    free(m);
+    c->more = NULL;
+}
+
+void sim_client_rest(sim_shard *s, sim_client *c)
+{
+    sim_client_more *m = c->more;
+    if (!m || m->n_pending || m->pending || m->held.cap || m->inv || m->reliable.len ||
+        !sim_chat_is_full(s, m))
+        return;
+    more_free(c);
+}
+
+sim_client_more *sim_client_pending_reserve(sim_client *c)
+{
+    sim_client_more *m = sim_client_more_get(c);
+    if (m->n_pending < m->pending_cap)
+        return m;
+    uint32_t cap = m->pending_cap ? m->pending_cap * 2u : 4u;
     if (cap > SIM_PENDING_MAX)
         cap = SIM_PENDING_MAX;
-    if (c->n_pending >= cap)
+    if (m->n_pending >= cap)
         core_die("more than %d pending inputs", SIM_PENDING_MAX);
-    sim_pending *p = realloc(c->pending, cap * sizeof *p);
+    sim_pending *p = realloc(m->pending, cap * sizeof *p);
     if (!p)
         core_die("out of memory");
-    c->pending = p;
-    c->pending_cap = (uint8_t)cap;
+    m->pending = p;
+    m->pending_cap = (uint8_t)cap;
+    return m;
 }
 
 void sim_client_pending_clear(sim_client *c)
 {
-    free(c->pending);
-    c->pending = NULL;
-    c->n_pending = c->pending_cap = 0;
-    core_buf_free(&c->held);
+    sim_client_more *m = c->more;
+    if (!m)
+        return;
+    free(m->pending);
+    m->pending = NULL;
+    m->n_pending = m->pending_cap = 0;
+    m->gap_ticks = 0;
+    core_buf_free(&m->held);
 }
 
 void sim_client_release(sim_shard *s, uint32_t ci)
@@ -293,10 +402,7 @@ void sim_client_release(sim_shard *s, uint32_t ci)
         core_idmap_del(&s->sessions, c->session_id);
     c->session_id = 0;
     c->slot = SIM_NONE;
-    sim_client_pending_clear(c);
-    core_buf_free(&c->reliable);
-    free(c->inv);
-    c->inv = NULL;
+    more_free(c);
     s->free_clients[s->n_free_clients++] = ci;
     s->n_clients--;
 }
@@ -320,5 +426,5 @@ void sim_client_reject(sim_shard *s, uint32_t ci, proto_err code, const char *re
     if (c->err_tokens <= 0)
         return;
     c->err_tokens--;
-    proto_write_error(&c->reliable, code, reason);
+    proto_write_error(sim_client_reliable(c), code, reason);
 }

@@ -37,7 +37,7 @@ static void write_welcome(sim_shard *s, sim_client *c)
         .owners = m->owner,
         .n_obstacles = s->map ? s->map->n_obstacles : 0,
     };
-    proto_write_welcome(&c->reliable, &w, s->map ? s->map->obstacles : NULL);
+    proto_write_welcome(sim_client_reliable(c), &w, s->map ? s->map->obstacles : NULL);
     c->welcomed = true;
 }
 
@@ -57,8 +57,7 @@ void sim_join(sim_shard *s, const proto_join *j)
     s->y[slot] = y;
     s->kind[slot] = PROTO_KIND_PLAYER;
     s->speed[slot] = (float)s->cfg->player_speed;
-    memcpy(s->name[slot], j->name, sizeof s->name[slot]);
-    s->name[slot][PROTO_NAME_MAX] = 0;
+    sim_name_set(s, slot, j->name, strnlen(j->name, PROTO_NAME_MAX));
     sim_entity_place(s, slot);
     s->n_owned++;
 
@@ -75,7 +74,9 @@ void sim_join(sim_shard *s, const proto_join *j)
     sim_items_join(s, ci);
     send_route(s, c);
     core_log_ids ids = {.session = j->session_id, .entity = id, .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", s->name[slot], x, y);
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s entered at (%.1f, %.1f)", name, x, y);
 }
 
 /* Removes a client and its entity. */
@@ -116,9 +117,12 @@ void sim_detach(sim_shard *s, const proto_leave *d)
     /* it stands still while nobody steers it */
     s->dir_x[c->slot] = s->dir_y[c->slot] = 0.0f;
     sim_client_pending_clear(c);
-    core_buf_free(&c->reliable);
+    if (c->more)
+        core_buf_free(&c->more->reliable);
     core_log_ids ids = {.session = d->session_id, .entity = s->id[c->slot], .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", s->name[c->slot],
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, c->slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s detached (waits %d s)", name,
              s->cfg->resume_grace_s);
 }
 
@@ -143,16 +147,18 @@ void sim_attach(sim_shard *s, const proto_attach *a)
     c->detached = false;
     c->next_gseq = 1; /* the new connection numbers its inputs afresh */
     sim_client_pending_clear(c);
-    c->gap_ticks = 0;
     if (!a->keep_seq)
         c->last_seq = 0; /* a new client: its own sequence space */
     c->reset = true;     /* a full state resend */
-    core_buf_reset(&c->reliable);
+    if (c->more)
+        core_buf_reset(&c->more->reliable);
     write_welcome(s, c);
     sim_items_attach(s, ci, a->old_session_id);
     send_route(s, c);
     core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
-    core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", s->name[c->slot],
+    char name[PROTO_NAME_MAX + 1];
+    sim_name_get(s, c->slot, name);
+    core_log(CORE_LOG_INFO, "sim", &ids, "player %s resumed (was session %u, %s)", name,
              a->old_session_id, a->keep_seq ? "same client" : "new client");
 }
 
@@ -191,7 +197,9 @@ void sim_detached_expire(sim_shard *s)
         if (!c->session_id || !c->detached || s->tick - c->detach_tick < grace)
             continue;
         core_log_ids ids = {.session = c->session_id, .entity = s->id[c->slot], .shard = s->index};
-        core_log(CORE_LOG_INFO, "sim", &ids, "player %s left (not resumed)", s->name[c->slot]);
+        char name[PROTO_NAME_MAX + 1];
+        sim_name_get(s, c->slot, name);
+        core_log(CORE_LOG_INFO, "sim", &ids, "player %s left (not resumed)", name);
         drop_client(s, ci);
     }
 }
@@ -278,17 +286,22 @@ static void apply_one(sim_shard *s, uint32_t ci, uint32_t seq, float dx, float d
 static void drain_pending(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
-    while (c->n_pending && c->pending[0].gseq == c->next_gseq) {
-        if (c->pending[0].rec_kind)
-            sim_records_apply_held(s, ci, c->pending[0].gseq);
+    sim_client_more *m = c->more;
+    if (!m)
+        return;
+    /* m stays: applying a held record only appends to its buffers */
+    while (m->n_pending && m->pending[0].gseq == c->next_gseq) {
+        sim_pending p = m->pending[0];
+        if (p.rec_kind)
+            sim_records_apply_held(s, ci, p.gseq);
         else
-            apply_one(s, ci, c->pending[0].seq, c->pending[0].dir_x, c->pending[0].dir_y);
+            apply_one(s, ci, p.seq, p.dir_x, p.dir_y);
         c->next_gseq++;
-        memmove(c->pending, c->pending + 1, --c->n_pending * sizeof *c->pending);
+        memmove(m->pending, m->pending + 1, --m->n_pending * sizeof *m->pending);
     }
-    if (!c->n_pending) {
-        c->gap_ticks = 0;
-        if (c->pending)
+    if (!m->n_pending) {
+        m->gap_ticks = 0;
+        if (m->pending)
             sim_client_pending_clear(c); /* a gap filled: give the memory back */
     }
 }
@@ -304,26 +317,27 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
         }
         return;
     }
-    uint32_t k = c->n_pending;
-    for (uint32_t i = 0; i < c->n_pending; i++) {
-        if (c->pending[i].gseq == cmd->gseq) {
+    sim_client_more *m = sim_client_more_get(c);
+    uint32_t k = m->n_pending;
+    for (uint32_t i = 0; i < m->n_pending; i++) {
+        if (m->pending[i].gseq == cmd->gseq) {
             {
                 s->stats.inputs_duplicate++;
                 core_counter_add(s->m_inputs_duplicate, 1);
             }
             return;
         }
-        if (c->pending[i].gseq > cmd->gseq) {
+        if (m->pending[i].gseq > cmd->gseq) {
             k = i;
             break;
         }
     }
-    if (c->n_pending == SIM_PENDING_MAX) {
+    if (m->n_pending == SIM_PENDING_MAX) {
         /* a gap this long will not fill: give up on it */
-        s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
-        core_counter_add(s->m_inputs_skipped, c->pending[0].gseq - c->next_gseq);
-        c->next_gseq = c->pending[0].gseq;
-        c->gap_ticks = 0;
+        s->stats.inputs_skipped += m->pending[0].gseq - c->next_gseq;
+        core_counter_add(s->m_inputs_skipped, m->pending[0].gseq - c->next_gseq);
+        c->next_gseq = m->pending[0].gseq;
+        m->gap_ticks = 0;
         drain_pending(s, ci);
         if (cmd->gseq < c->next_gseq) {
             {
@@ -332,15 +346,15 @@ static void hold(sim_shard *s, uint32_t ci, const sim_cmd *cmd)
             }
             return;
         }
-        for (k = 0; k < c->n_pending && c->pending[k].gseq < cmd->gseq; k++) {
+        for (k = 0; k < m->n_pending && m->pending[k].gseq < cmd->gseq; k++) {
         }
     }
     sim_client_pending_reserve(c);
-    memmove(c->pending + k + 1, c->pending + k, (c->n_pending - k) * sizeof *c->pending);
+    memmove(m->pending + k + 1, m->pending + k, (m->n_pending - k) * sizeof *m->pending);
     if (cmd->rec_kind)
         sim_records_hold(s, c, cmd);
-    c->pending[k] = (sim_pending){cmd->gseq, cmd->seq, cmd->dir_x, cmd->dir_y, cmd->rec_kind};
-    c->n_pending++;
+    m->pending[k] = (sim_pending){cmd->gseq, cmd->seq, cmd->dir_x, cmd->dir_y, cmd->rec_kind};
+    m->n_pending++;
 }
 
 void sim_inputs_apply(sim_shard *s)
@@ -360,14 +374,13 @@ void sim_inputs_apply(sim_shard *s)
             continue;
         }
         sim_client *c = &s->clients[cmd->client];
-        if (cmd->gseq == c->next_gseq && c->n_pending == 0) {
+        if (cmd->gseq == c->next_gseq && sim_client_n_pending(c) == 0) {
             /* in order (the usual case): applied without being held */
             if (cmd->rec_kind)
                 sim_records_apply_cmd(s, cmd);
             else
                 apply_one(s, cmd->client, cmd->seq, cmd->dir_x, cmd->dir_y);
-            c->next_gseq++;
-            c->gap_ticks = 0;
+            c->next_gseq++; /* (gap_ticks is 0: nothing pending) */
             continue;
         }
         hold(s, cmd->client, cmd);
@@ -379,13 +392,14 @@ void sim_inputs_apply(sim_shard *s)
      * player; with the in-process bus this never happens */
     for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
         sim_client *c = &s->clients[ci];
-        if (!c->session_id || !c->n_pending)
+        sim_client_more *m = c->more;
+        if (!c->session_id || !m || !m->n_pending)
             continue;
-        if (++c->gap_ticks > SIM_GAP_TICKS) {
-            s->stats.inputs_skipped += c->pending[0].gseq - c->next_gseq;
-            core_counter_add(s->m_inputs_skipped, c->pending[0].gseq - c->next_gseq);
-            c->next_gseq = c->pending[0].gseq;
-            c->gap_ticks = 0;
+        if (++m->gap_ticks > SIM_GAP_TICKS) {
+            s->stats.inputs_skipped += m->pending[0].gseq - c->next_gseq;
+            core_counter_add(s->m_inputs_skipped, m->pending[0].gseq - c->next_gseq);
+            c->next_gseq = m->pending[0].gseq;
+            m->gap_ticks = 0;
             drain_pending(s, ci);
         }
     }

@@ -52,9 +52,47 @@ typedef struct sim_inv_slot {
 
 enum { SIM_INV_NONE = 0, SIM_INV_LOADING, SIM_INV_LOADED };
 
+#define SIM_NAME_INLINE 15 /* name bytes a label holds itself */
+#define SIM_NAME_FAR 0xFF  /* label name.len of a longer name (in s->far_names) */
+
+/* An entity's label, 16 bytes a slot. kind[slot] tells which member
+ * holds: an item's sim_item (its ENTER name field is the descriptor made
+ * from it), else the entity's name. Only players have names and most are
+ * short: up to SIM_NAME_INLINE bytes stay inline; a longer one (up to
+ * PROTO_NAME_MAX) is in s->far_names, found by entity id, and len is
+ * SIM_NAME_FAR. Read and written through sim_name_get / sim_name_set /
+ * sim_label_item (sim_ecs.c) only. */
+typedef union sim_label {
+    sim_item item; /* kind PROTO_KIND_ITEM */
+    struct {
+        uint8_t len;                /* <= SIM_NAME_INLINE, or SIM_NAME_FAR */
+        char text[SIM_NAME_INLINE]; /* len bytes, no NUL */
+    } name;                         /* every other kind */
+} sim_label;
+_Static_assert(sizeof(sim_label) == 16, "sim_label: 16 bytes a slot");
+
+/* The part of a client that is at rest for a quiet player: reliable
+ * records waiting for the tick's frame, inputs that arrived out of order
+ * with their held records, an inventory, the chat bucket. Allocated on
+ * first use (sim_client_more) and freed at the end of the tick once all of
+ * it is at rest again (sim_client_rest): an idle connection costs a
+ * pointer, not these 64 bytes. */
+typedef struct sim_client_more {
+    core_buf reliable;    /* records to send in this tick's frame (freed once sent) */
+    core_buf held;        /* held records: u32 gseq, u8 kind, u16 len, body */
+    sim_pending *pending; /* [pending_cap], out-of-order inputs only; NULL when none */
+    sim_inv_slot *inv;    /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
+    uint32_t chat_tick;   /* tick of the last refill */
+    float chat_tokens;    /* chat lines allowed now (token bucket); < 0: full at first use */
+    uint16_t gap_ticks;   /* ticks a gseq gap has been waiting (<= SIM_GAP_TICKS + 1);
+                             0 whenever n_pending is */
+    uint8_t n_pending;    /* held inputs, sorted by gseq */
+    uint8_t pending_cap;  /* entries pending can hold (0: not allocated) */
+} sim_client_more;
+
 /* A connected player. Kept small: a shard holds one per idle connection,
- * so everything a quiet client does not use is allocated on demand
- * (pending inputs, the view table's growth, the reliable queue). */
+ * so everything a quiet client does not use is allocated on demand (the
+ * view table's growth, sim_client_more). */
 typedef struct sim_client {
     uint32_t session_id;
     uint32_t account_id;
@@ -66,8 +104,6 @@ typedef struct sim_client {
     uint32_t detach_tick;     /* when it was detached */
     uint32_t inv_retry_tick;  /* NONE: ask the loader again at this tick */
     uint32_t prev_session_id; /* before a resume: late outcomes still find us */
-    uint32_t chat_tick;       /* tick of the last refill */
-    float chat_tokens;        /* chat lines allowed now (token bucket) */
     float saved_x, saved_y;   /* position last handed to the store (NaN: never) */
     /* area of interest: the slot table as the client has it. Entries are
      * entity ids (0 = free view slot); the position the client has for
@@ -75,7 +111,6 @@ typedef struct sim_client {
      * holds no positions. known_cap grows on demand up to
      * aoi_max_entities. */
     uint32_t aoi_tick;         /* tick of the last full AOI pass (0: none yet) */
-    uint16_t gap_ticks;        /* ticks a gseq gap has been waiting (<= SIM_GAP_TICKS + 1) */
     uint16_t inputs_this_tick; /* inputs applied this tick (max_inputs_per_tick; the
                                   gateway's rate limit keeps it far below 65,535) */
     uint16_t gw_id;
@@ -83,8 +118,6 @@ typedef struct sim_client {
     uint16_t n_known;
     uint16_t known_cap;       /* entries known_id can hold */
     int8_t err_tokens;        /* ERROR notices left this second (<= SIM_ERRORS_PER_S) */
-    uint8_t n_pending;        /* held inputs, sorted by gseq */
-    uint8_t pending_cap;      /* entries pending can hold (0: not allocated) */
     uint8_t inv_state;        /* SIM_INV_*: pickups wait for LOADED */
     bool welcomed : 1;        /* WELCOME has been sent */
     bool reset : 1;           /* next STATE carries the RESET flag */
@@ -95,13 +128,11 @@ typedef struct sim_client {
                                  enter budget): the next must run whatever changed */
     float sel_r;              /* distance of the farthest entity the last pass kept
                                  when it had to choose (0: it did not) */
-    sim_pending *pending;     /* [pending_cap], out-of-order inputs only; NULL when none */
     uint32_t *known_id;       /* [known_cap] */
-    core_buf reliable;        /* records to send in this tick's frame (freed once sent) */
-    /* items and chat (sim_items.c, sim_chat.c) */
-    core_buf held;     /* held records: u32 gseq, u8 kind, u16 len, body */
-    sim_inv_slot *inv; /* [PROTO_INV_SLOTS] while anything is carried or reserved, else NULL */
+    sim_client_more *more;    /* NULL while all of it is at rest */
 } sim_client;
+/* A shard holds one per idle connection (W2): keep it in budget. */
+_Static_assert(sizeof(sim_client) <= 88, "sim_client grew past 88 bytes");
 
 /* An area-of-interest candidate: its slot and its place in the order
  * "nearest first, ties by entity id" as one integer (sim_aoi.c). */
@@ -160,9 +191,14 @@ struct sim_shard {
      * taken against it, so a view table needs no positions of its own. */
     float *pub_x, *pub_y;
     uint32_t *wander_tick; /* NPCs: tick of the next heading change */
-    char (*name)[PROTO_NAME_MAX + 1];
-    sim_item *item;        /* items: kind, quantity, store row, reservation */
+    sim_label *label;      /* items: kind, quantity, store row, reservation; else a name */
     core_idmap ids;        /* entity id -> slot */
+    /* names longer than SIM_NAME_INLINE: entity id -> index into far_names
+     * (keyed by id, not slot: renumberings leave them alone) */
+    core_idmap far_ids;
+    char (*far_names)[PROTO_NAME_MAX + 1]; /* [far_cap], NUL-terminated */
+    uint32_t *far_free;                    /* [far_cap] stack of released indexes */
+    uint32_t n_far_used, n_far_free, far_cap;
     uint32_t next_counter; /* entity ids: counter << 6 | shard index */
     uint32_t n_owned, n_ghosts;
 
@@ -232,8 +268,10 @@ struct sim_shard {
     uint32_t *cand;    /* grid query results: slots */
     sim_cand *cand_in; /* those within reach, with their order keys (AOI) */
     size_t cand_cap;
-    uint32_t *stamp;      /* per slot: mark of the client being processed */
-    uint32_t *known_mark; /* per slot: mark when already in the client's view */
+    /* per slot, for the AOI pass of one client (mark m, sim_aoi.c):
+     * 2m + 1 when in reach and already in the client's view, 2m when in
+     * reach only, anything smaller otherwise; mark < 2^31 */
+    uint32_t *aoi_mark;
     uint32_t mark;
     core_buf scratch;             /* one STATE body */
     core_buf scratch_deltas;      /* its delta section, made before the enters */
@@ -276,6 +314,13 @@ void sim_slots_sort(sim_shard *s);
 void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
 void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used);
 uint32_t sim_entity_new_id(sim_shard *s);
+/* The entity's name into out (NUL-terminated); its length. "" for items. */
+size_t sim_name_get(const sim_shard *s, uint32_t slot, char out[PROTO_NAME_MAX + 1]);
+/* Sets the name of the entity in slot (kind other than item, id already
+ * set); len <= PROTO_NAME_MAX, name need not be NUL-terminated. */
+void sim_name_set(sim_shard *s, uint32_t slot, const char *name, size_t len);
+/* Makes the label of slot (kind item, id set) the item it. */
+void sim_label_item(sim_shard *s, uint32_t slot, sim_item it);
 uint32_t sim_client_alloc(sim_shard *s);
 void sim_client_release(sim_shard *s, uint32_t ci);
 /* Queues an ERROR record for a client (rate-limited) and counts it. */
@@ -311,10 +356,28 @@ void sim_aoi_mark_gone(sim_shard *s, uint32_t slot);
 void sim_aoi_publish(sim_shard *s);
 /* Makes room for view slot k (k < aoi_max_entities); new entries are 0. */
 void sim_client_view_reserve(sim_shard *s, sim_client *c, uint32_t k);
-/* Makes room for one more pending input (n_pending < SIM_PENDING_MAX). */
-void sim_client_pending_reserve(sim_client *c);
+/* Makes room for one more pending input (n_pending < SIM_PENDING_MAX);
+ * returns c->more. */
+sim_client_more *sim_client_pending_reserve(sim_client *c);
 /* Drops every pending input and held record, freeing their memory. */
 void sim_client_pending_clear(sim_client *c);
+/* c->more, allocated (everything at rest) if it was not. */
+sim_client_more *sim_client_more_get(sim_client *c);
+/* The client's reliable records of this tick, to append to. */
+static inline core_buf *sim_client_reliable(sim_client *c)
+{
+    return &sim_client_more_get(c)->reliable;
+}
+static inline uint32_t sim_client_reliable_len(const sim_client *c)
+{
+    return c->more ? c->more->reliable.len : 0;
+}
+static inline uint32_t sim_client_n_pending(const sim_client *c)
+{
+    return c->more ? c->more->n_pending : 0;
+}
+/* Frees c->more if all of it is at rest (end of the tick's AOI passes). */
+void sim_client_rest(sim_shard *s, sim_client *c);
 
 /* sim_border.c */
 void sim_handoffs_send(sim_shard *s);
@@ -372,6 +435,8 @@ void sim_items_drop(sim_shard *s, uint32_t ci, const proto_drop *d);
 
 /* sim_chat.c */
 void sim_chat_say(sim_shard *s, uint32_t ci, const uint8_t *text, size_t len);
+/* True if m's chat bucket is full by now (as good as never used). */
+bool sim_chat_is_full(const sim_shard *s, const sim_client_more *m);
 void sim_chat_relay_recv(sim_shard *s, core_rd *r);
 
 /* sim_persist.c */

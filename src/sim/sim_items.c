@@ -114,23 +114,23 @@ void sim_items_destroy(sim_shard *s)
 size_t sim_entity_label(const sim_shard *s, uint32_t e, uint8_t out[PROTO_NAME_MAX])
 {
     if (s->kind[e] == PROTO_KIND_ITEM) {
-        proto_item_desc_write(out, s->item[e].kind, s->item[e].qty);
+        proto_item_desc_write(out, s->label[e].item.kind, s->label[e].item.qty);
         return PROTO_ITEM_DESC_LEN;
     }
-    size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
-    memcpy(out, s->name[e], nl);
+    char name[PROTO_NAME_MAX + 1];
+    size_t nl = sim_name_get(s, e, name);
+    memcpy(out, name, nl);
     return nl;
 }
 
 void sim_items_ghost_label(sim_shard *s, uint32_t slot, const uint8_t *label, size_t len)
 {
-    sim_item *g = &s->item[slot];
-    g->db_id = 0;
-    g->is_reserved = false;
-    if (proto_item_desc_read(label, len, &g->kind, &g->qty) != 0 || !g->qty) {
-        g->kind = 1; /* a descriptor clients accept, whatever a peer sent */
-        g->qty = 1;
+    sim_item g = {0};
+    if (proto_item_desc_read(label, len, &g.kind, &g.qty) != 0 || !g.qty) {
+        g.kind = 1; /* a descriptor clients accept, whatever a peer sent */
+        g.qty = 1;
     }
+    sim_label_item(s, slot, g);
 }
 
 /* ---- lazy cell loading ---- */
@@ -176,7 +176,7 @@ static uint32_t spawn_item(sim_shard *s, const proto_loaded_item *li)
     s->x[slot] = x;
     s->y[slot] = y;
     s->kind[slot] = PROTO_KIND_ITEM;
-    s->item[slot] = (sim_item){li->db_id, li->quantity, li->item_kind, false};
+    sim_label_item(s, slot, (sim_item){li->db_id, li->quantity, li->item_kind, false});
     sim_entity_place(s, slot);
     s->n_owned++;
     core_idmap_put(&s->items->by_db, (uint32_t)li->db_id, slot);
@@ -191,7 +191,7 @@ void sim_items_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
 
 static void remove_item(sim_shard *s, uint32_t slot)
 {
-    core_idmap_del(&s->items->by_db, (uint32_t)s->item[slot].db_id);
+    core_idmap_del(&s->items->by_db, (uint32_t)s->label[slot].item.db_id);
     sim_slot_release(s, slot);
     s->n_owned--;
 }
@@ -225,35 +225,45 @@ static void on_items_loaded(sim_shard *s, core_rd *r)
 
 /* ---- inventories ---- */
 
+/* c's inventory, NULL when it carries nothing (most players, most of the
+ * time). */
+static sim_inv_slot *inv_of(const sim_client *c)
+{
+    return c->more ? c->more->inv : NULL;
+}
+
 /* Slot i of c's inventory; a shared empty slot (read only) when c carries
- * nothing (c->inv NULL: most players, most of the time). */
+ * nothing. */
 static const sim_inv_slot *inv_peek(const sim_client *c, int i)
 {
     static const sim_inv_slot empty;
-    return c->inv ? &c->inv[i] : &empty;
+    const sim_inv_slot *inv = inv_of(c);
+    return inv ? &inv[i] : &empty;
 }
 
 /* Slot i, allocating the inventory on first use. */
 static sim_inv_slot *inv_slot(sim_client *c, int i)
 {
-    if (!c->inv) {
-        c->inv = calloc(PROTO_INV_SLOTS, sizeof *c->inv);
-        if (!c->inv)
+    sim_client_more *m = sim_client_more_get(c);
+    if (!m->inv) {
+        m->inv = calloc(PROTO_INV_SLOTS, sizeof *m->inv);
+        if (!m->inv)
             core_die("out of memory");
     }
-    return &c->inv[i];
+    return &m->inv[i];
 }
 
 /* Frees an inventory with nothing in it and nothing reserved. */
 static void inv_trim(sim_client *c)
 {
-    if (!c->inv)
+    sim_inv_slot *inv = inv_of(c);
+    if (!inv)
         return;
     for (int i = 0; i < PROTO_INV_SLOTS; i++)
-        if (c->inv[i].kind || c->inv[i].is_reserved)
+        if (inv[i].kind || inv[i].is_reserved)
             return;
-    free(c->inv);
-    c->inv = NULL;
+    free(inv);
+    c->more->inv = NULL;
 }
 
 static void write_inventory(sim_client *c)
@@ -264,15 +274,14 @@ static void write_inventory(sim_client *c)
         pi.slots[i].item_kind = inv_peek(c, i)->kind;
         pi.slots[i].quantity = inv_peek(c, i)->qty;
     }
-    proto_write_inventory(&c->reliable, &pi);
+    proto_write_inventory(sim_client_reliable(c), &pi);
 }
 
 void sim_items_join(sim_shard *s, uint32_t ci)
 {
     sim_client *c = &s->clients[ci];
     c->inv_state = SIM_INV_NONE;
-    c->inv_retry_tick = s->tick;
-    c->chat_tokens = -1.0f; /* sim_chat.c fills the bucket on first use */
+    c->inv_retry_tick = s->tick; /* (the chat bucket, in c->more, starts full) */
 }
 
 void sim_items_attach(sim_shard *s, uint32_t ci, uint32_t old_session)
@@ -323,7 +332,7 @@ static void on_inv_loaded(sim_shard *s, core_rd *r)
         return;
     }
     for (int i = 0; i < PROTO_INV_SLOTS; i++)
-        if (c->inv || pi.slots[i].item_kind)
+        if (inv_of(c) || pi.slots[i].item_kind)
             *inv_slot(c, i) = (sim_inv_slot){pi.slots[i].quantity, pi.slots[i].item_kind, false};
     inv_trim(c);
     c->inv_state = SIM_INV_LOADED;
@@ -389,7 +398,7 @@ static void apply_done(sim_shard *s, uint32_t session, const proto_result *res)
         *slot = (sim_inv_slot){0};
     inv_trim(c);
     count_done(s, res);
-    proto_write_result(&c->reliable, res);
+    proto_write_result(sim_client_reliable(c), res);
     if (ok)
         write_inventory(c);
 }
@@ -421,7 +430,7 @@ static void refuse(sim_shard *s, uint32_t ci, proto_result *res, proto_err code,
         sim_client_reject(s, ci, code, reason);
     set_reason(res, code, reason);
     count_done(s, res);
-    proto_write_result(&s->clients[ci].reliable, res);
+    proto_write_result(sim_client_reliable(&s->clients[ci]), res);
 }
 
 static proto_err store_outcome(int rc)
@@ -454,7 +463,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
     if (e == CORE_IDMAP_NONE || (s->flags[e] & SIM_F_GHOST) || s->kind[e] != PROTO_KIND_ITEM ||
         !s->items) {
         set_reason(&res, PROTO_ERR_ITEM_GONE, "the item is gone");
-    } else if (s->item[e].is_reserved) {
+    } else if (s->label[e].item.is_reserved) {
         set_reason(&res, PROTO_ERR_ITEM_GONE, "someone else is taking it");
     } else if (!s->st || t->account_id <= 0) {
         set_reason(&res, PROTO_ERR_STORE_UNAVAILABLE, "no store to commit to");
@@ -462,7 +471,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
         item_action *a = action_push(s->items);
         store_action sa = {.kind = STORE_ACT_ITEM_TAKE,
                            .account_id = t->account_id,
-                           .item_id = s->item[e].db_id,
+                           .item_id = s->label[e].item.db_id,
                            .slot = t->slot};
         int rc = store_submit(s->st, s->index, a->token, &sa);
         if (rc == STORE_OK) {
@@ -472,7 +481,7 @@ static void owner_take(sim_shard *s, const proto_item_take *t)
             a->req = t->req;
             a->item_entity = t->item_entity;
             a->slot = t->slot;
-            s->item[e].is_reserved = true;
+            s->label[e].item.is_reserved = true;
             return;
         }
         s->items->n_acts--;
@@ -510,7 +519,7 @@ void sim_items_pickup(sim_shard *s, uint32_t ci, const proto_pickup *p)
         refuse(s, ci, &res, PROTO_ERR_OUT_OF_REACH, "the item is out of reach");
         return;
     }
-    if (!(s->flags[e] & SIM_F_GHOST) && s->item[e].is_reserved) {
+    if (!(s->flags[e] & SIM_F_GHOST) && s->label[e].item.is_reserved) {
         refuse(s, ci, &res, PROTO_ERR_ITEM_GONE, "someone else is taking it");
         return;
     }
@@ -630,7 +639,7 @@ static void on_completion(sim_shard *s, const store_completion *sc)
         if (ours && ok)
             remove_item(s, e); /* gone for everyone from this tick on */
         else if (ours)
-            s->item[e].is_reserved = false;
+            s->label[e].item.is_reserved = false;
     } else if (ok) {
         res.entity_id = 0;
         uint32_t cell = spatial_cellmap_cell(s->cells, a.x, a.y);
@@ -685,6 +694,8 @@ void sim_items_count_chat(sim_shard *s)
 void sim_items_write_client(sim_shard *s, core_buf *b, const sim_client *c)
 {
     (void)s;
+    /* no c->more: a full bucket (-1, as never used), nothing held */
+    const sim_client_more *m = c->more;
     core_buf_u8(b, c->inv_state);
     for (int i = 0; i < PROTO_INV_SLOTS; i++) {
         const sim_inv_slot *is = inv_peek(c, i);
@@ -692,14 +703,15 @@ void sim_items_write_client(sim_shard *s, core_buf *b, const sim_client *c)
         core_buf_u16(b, is->qty);
         core_buf_u8(b, is->is_reserved);
     }
-    core_buf_f32(b, c->chat_tokens);
-    core_buf_u32(b, c->chat_tick);
+    core_buf_f32(b, m ? m->chat_tokens : -1.0f);
+    core_buf_u32(b, m ? m->chat_tick : 0);
     core_buf_u32(b, c->prev_session_id);
     /* only the held records a pending entry still refers to */
     size_t n_at = b->len;
     uint8_t n = 0;
     core_buf_u8(b, 0);
-    core_rd r = core_rd_init(c->held.len ? c->held.data : (const uint8_t *)"", c->held.len);
+    core_rd r =
+        core_rd_init(m && m->held.len ? m->held.data : (const uint8_t *)"", m ? m->held.len : 0);
     while (core_rd_left(&r) > 0) {
         uint32_t gseq = core_rd_u32(&r);
         uint8_t kind = core_rd_u8(&r);
@@ -707,8 +719,8 @@ void sim_items_write_client(sim_shard *s, core_buf *b, const sim_client *c)
         const uint8_t *body = core_rd_bytes(&r, len);
         if (!core_rd_ok(&r))
             break;
-        for (uint32_t p = 0; p < c->n_pending; p++)
-            if (c->pending[p].rec_kind && c->pending[p].gseq == gseq) {
+        for (uint32_t p = 0; p < m->n_pending; p++) /* (m: something was held) */
+            if (m->pending[p].rec_kind && m->pending[p].gseq == gseq) {
                 core_buf_u32(b, gseq);
                 core_buf_u8(b, kind);
                 core_buf_u16(b, len);
@@ -730,17 +742,23 @@ int sim_items_read_client(sim_shard *s, core_rd *r, sim_client *c)
         sim_inv_slot v = {.kind = core_rd_u8(r)};
         v.qty = core_rd_u16(r);
         v.is_reserved = core_rd_u8(r) != 0;
-        if (c->inv || v.kind || v.is_reserved)
+        if (inv_of(c) || v.kind || v.is_reserved)
             *inv_slot(c, i) = v;
     }
     inv_trim(c);
-    c->chat_tokens = core_rd_f32(r);
-    if (!(c->chat_tokens <= 100.0f)) /* NaN too */
-        c->chat_tokens = -1.0f;
-    c->chat_tick = core_rd_u32(r);
+    float chat_tokens = core_rd_f32(r);
+    if (!(chat_tokens <= 100.0f)) /* NaN too */
+        chat_tokens = -1.0f;
+    uint32_t chat_tick = core_rd_u32(r);
+    if (chat_tokens >= 0.0f || c->more) { /* else: as never used, the default */
+        sim_client_more *m = sim_client_more_get(c);
+        m->chat_tokens = chat_tokens;
+        m->chat_tick = chat_tick;
+    }
     c->prev_session_id = core_rd_u32(r);
     uint8_t n = core_rd_u8(r);
-    core_buf_reset(&c->held);
+    if (c->more)
+        core_buf_reset(&c->more->held);
     for (uint8_t i = 0; i < n && core_rd_ok(r); i++) {
         uint32_t gseq = core_rd_u32(r);
         uint8_t kind = core_rd_u8(r);
@@ -748,13 +766,14 @@ int sim_items_read_client(sim_shard *s, core_rd *r, sim_client *c)
         const uint8_t *body = core_rd_bytes(r, len);
         if (!core_rd_ok(r) || !proto_is_item_record(kind) || len > PROTO_CHAT_MAX)
             return -1;
-        for (uint32_t p = 0; p < c->n_pending; p++)
-            if (c->pending[p].gseq == gseq) {
-                c->pending[p].rec_kind = kind;
-                core_buf_u32(&c->held, gseq);
-                core_buf_u8(&c->held, kind);
-                core_buf_u16(&c->held, len);
-                core_buf_append(&c->held, body, len);
+        sim_client_more *m = c->more;
+        for (uint32_t p = 0; m && p < m->n_pending; p++)
+            if (m->pending[p].gseq == gseq) {
+                m->pending[p].rec_kind = kind;
+                core_buf_u32(&m->held, gseq);
+                core_buf_u8(&m->held, kind);
+                core_buf_u16(&m->held, len);
+                core_buf_append(&m->held, body, len);
                 break;
             }
     }

@@ -175,13 +175,8 @@ static void log_grow(struct sim_log *l, uint32_t need)
         cap = 64;
     l->cell_of = xrealloc(l->cell_of, cap * sizeof *l->cell_of);
     l->shadow = xrealloc(l->shadow, cap * sizeof *l->shadow);
-    l->contact_tick = xrealloc(l->contact_tick, cap * sizeof *l->contact_tick);
-    l->contact_cell = xrealloc(l->contact_cell, cap * sizeof *l->contact_cell);
-    for (uint32_t i = l->cap; i < cap; i++) {
+    for (uint32_t i = l->cap; i < cap; i++)
         l->cell_of[i] = SIM_NONE;
-        l->contact_tick[i] = 0;
-        l->contact_cell[i] = SIM_NONE;
-    }
     l->cap = cap;
 }
 
@@ -230,8 +225,7 @@ void sim_log_destroy(sim_shard *s)
     free(l->active);
     free(l->cell_of);
     free(l->shadow);
-    free(l->contact_tick);
-    free(l->contact_cell);
+    free(l->contacts);
     core_buf_free(&l->enc);
     free(l);
     s->log = NULL;
@@ -397,30 +391,21 @@ void sim_log_renumber(sim_shard *s, const uint32_t *newof, uint32_t old_used)
     uint32_t n = old_used;
     uint32_t *cell_of = xrealloc(NULL, l->cap * sizeof *cell_of);
     uint32_t(*shadow)[7] = xrealloc(NULL, l->cap * sizeof *shadow);
-    uint32_t *ctick = xrealloc(NULL, l->cap * sizeof *ctick);
-    uint32_t *ccell = xrealloc(NULL, l->cap * sizeof *ccell);
-    for (uint32_t i = 0; i < l->cap; i++) {
+    for (uint32_t i = 0; i < l->cap; i++)
         cell_of[i] = SIM_NONE;
-        ctick[i] = 0;
-        ccell[i] = SIM_NONE;
-    }
     for (uint32_t i = 0; i < n; i++) {
         uint32_t k = newof[i];
         if (k == SIM_NONE)
             continue;
         cell_of[k] = l->cell_of[i];
         memcpy(shadow[k], l->shadow[i], sizeof shadow[k]);
-        ctick[k] = l->contact_tick[i];
-        ccell[k] = l->contact_cell[i];
     }
     free(l->cell_of);
     free(l->shadow);
-    free(l->contact_tick);
-    free(l->contact_cell);
     l->cell_of = cell_of;
     l->shadow = shadow;
-    l->contact_tick = ctick;
-    l->contact_cell = ccell;
+    /* (the contact set is keyed by slot but lives one tick: renumberings
+     * come between ticks) */
     for (uint32_t c = 0; c < l->n_cells; c++)
         for (uint32_t j = 0; j < l->cells[c].n_mem; j++) {
             sim_member *m = &l->cells[c].mem[j];
@@ -456,6 +441,55 @@ void sim_log_step(sim_shard *s)
         cell_rec(s, l->active[i]);
 }
 
+static size_t contact_home(uint32_t other, uint32_t cap)
+{
+    return (size_t)(((uint64_t)other * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+/* True if the last CONTACT of `other` this tick went to cell; else makes
+ * it so (the same rule as a per-slot "last written" pair: a body
+ * alternating between two cells is written each time). */
+static bool contact_seen(struct sim_log *l, uint32_t tick, uint32_t other, uint32_t cell)
+{
+    if (l->contacts_tick != tick) {
+        if (l->n_contacts)
+            memset(l->contacts, 0, (size_t)l->contacts_cap * sizeof *l->contacts);
+        l->n_contacts = 0;
+        l->contacts_tick = tick;
+    }
+    if ((l->n_contacts + 1) * 2 > l->contacts_cap) { /* load <= 1/2 */
+        uint32_t ncap = l->contacts_cap ? l->contacts_cap * 2 : 64;
+        uint64_t *n = calloc(ncap, sizeof *n);
+        if (!n)
+            core_die("out of memory");
+        for (uint32_t i = 0; i < l->contacts_cap; i++) {
+            uint64_t k = l->contacts[i];
+            if (!k)
+                continue;
+            size_t j = contact_home((uint32_t)(k >> 32) - 1, ncap);
+            while (n[j])
+                j = (j + 1) & (ncap - 1);
+            n[j] = k;
+        }
+        free(l->contacts);
+        l->contacts = n;
+        l->contacts_cap = ncap;
+    }
+    uint64_t key = ((uint64_t)other + 1) << 32;
+    size_t i = contact_home(other, l->contacts_cap);
+    for (; l->contacts[i]; i = (i + 1) & (l->contacts_cap - 1)) {
+        if ((l->contacts[i] & 0xFFFFFFFF00000000ull) != key)
+            continue;
+        if ((uint32_t)l->contacts[i] == cell)
+            return true;
+        l->contacts[i] = key | cell;
+        return false;
+    }
+    l->contacts[i] = key | cell;
+    l->n_contacts++;
+    return false;
+}
+
 void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other, float ox, float oy)
 {
     struct sim_log *l = s->log;
@@ -465,10 +499,8 @@ void sim_log_contact(sim_shard *s, uint32_t slot, uint32_t other, float ox, floa
         return;
     if (!(s->flags[other] & SIM_F_GHOST) && l->cell_of[other] == cell)
         return; /* a member: the replay has it */
-    if (l->contact_tick[other] == s->tick && l->contact_cell[other] == cell)
+    if (contact_seen(l, s->tick, other, cell))
         return;
-    l->contact_tick[other] = s->tick;
-    l->contact_cell[other] = cell;
     core_buf *b = cell_rec(s, cell);
     core_buf_u8(b, SIM_TL_CONTACT);
     core_buf_u32(b, s->id[other]);

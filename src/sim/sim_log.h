@@ -149,11 +149,17 @@ struct sim_log {
     uint32_t cap;          /* slots the per-slot arrays cover */
     uint32_t *cell_of;     /* per slot: the cell it is logged in, SIM_NONE if none */
     uint32_t (*shadow)[7]; /* per slot: state bits at the end of the last tick */
-    uint32_t *contact_tick, *contact_cell; /* per slot: last CONTACT written */
-    bool after_step;                       /* the movement step has started */
-    uint32_t cq;                           /* store completion queue */
-    uint32_t period;                       /* ticks between snapshots of a cell */
-    int64_t run_base;                      /* store tick = run_base + shard tick */
+    /* the cell of each body's last CONTACT this tick, as entries
+     * (slot + 1) << 32 | cell (0: empty) in open addressing by slot,
+     * emptied when the tick changes: sized by a tick's contacts (bodies
+     * near a cell border), not per slot */
+    uint64_t *contacts;
+    uint32_t contacts_cap, n_contacts; /* cap: a power of two, or 0 */
+    uint32_t contacts_tick;            /* the tick the set is for */
+    bool after_step;                   /* the movement step has started */
+    uint32_t cq;                       /* store completion queue */
+    uint32_t period;                   /* ticks between snapshots of a cell */
+    int64_t run_base;                  /* store tick = run_base + shard tick */
     uint64_t map_sum;
     core_buf enc; /* one payload being assembled */
     core_counter *m_records, *m_bytes, *m_snapshots, *m_refused, *m_failed;

@@ -67,12 +67,13 @@ void sim_records_hold(sim_shard *s, sim_client *c, const sim_cmd *cmd)
 {
     /* with nothing pending no held body is referred to: start afresh, so
      * the buffer never grows past the pending window */
-    if (c->n_pending == 0)
-        core_buf_reset(&c->held);
-    core_buf_u32(&c->held, cmd->gseq);
-    core_buf_u8(&c->held, cmd->rec_kind);
-    core_buf_u16(&c->held, cmd->rec_len);
-    core_buf_append(&c->held, arena_at(s, cmd->rec_off), cmd->rec_len);
+    sim_client_more *m = sim_client_more_get(c);
+    if (m->n_pending == 0)
+        core_buf_reset(&m->held);
+    core_buf_u32(&m->held, cmd->gseq);
+    core_buf_u8(&m->held, cmd->rec_kind);
+    core_buf_u16(&m->held, cmd->rec_len);
+    core_buf_append(&m->held, arena_at(s, cmd->rec_off), cmd->rec_len);
 }
 
 /* Validates again (the bus is not the gateway) and applies one record. */
@@ -109,7 +110,9 @@ static void dispatch(sim_shard *s, uint32_t ci, uint8_t kind, const uint8_t *bod
 void sim_records_apply_held(sim_shard *s, uint32_t ci, uint32_t gseq)
 {
     sim_client *c = &s->clients[ci];
-    core_rd r = core_rd_init(c->held.len ? c->held.data : (const uint8_t *)"", c->held.len);
+    const core_buf *held = c->more ? &c->more->held : NULL;
+    core_rd r =
+        core_rd_init(held && held->len ? held->data : (const uint8_t *)"", held ? held->len : 0);
     while (core_rd_left(&r) > 0) {
         uint32_t g = core_rd_u32(&r);
         uint8_t kind = core_rd_u8(&r);

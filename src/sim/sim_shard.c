@@ -35,6 +35,7 @@ int sim_shard_create(sim_shard **out, const core_config *cfg, const spatial_cell
     double vmax = cfg->player_speed > cfg->npc_speed ? cfg->player_speed : cfg->npc_speed;
     s->aoi_slack = (float)(2.0 * vmax / cfg->tick_hz) + 1.0f;
     core_idmap_init(&s->ids);
+    core_idmap_init(&s->far_ids);
     core_idmap_init(&s->sessions);
     core_idmap_init(&s->forward);
     core_rng_seed(&s->rng, cfg->seed * 1000003ull + index);
@@ -130,13 +131,14 @@ void sim_shard_destroy(sim_shard *s)
     free(s->pub_y);
     free(s->chg_tick);
     free(s->wander_tick);
-    free(s->name);
-    free(s->item);
+    free(s->label);
+    free(s->far_names);
+    free(s->far_free);
+    core_idmap_free(&s->far_ids);
     sim_items_destroy(s);
     core_buf_free(&s->rec_arena);
     free(s->free_slots);
-    free(s->stamp);
-    free(s->known_mark);
+    free(s->aoi_mark);
     free(s->body_x);
     free(s->body_y);
     free(s->body_slot);
@@ -151,11 +153,15 @@ void sim_shard_destroy(sim_shard *s)
     free(s->obs_start);
     free(s->obs_list);
     for (uint32_t i = 0; i < s->n_clients_used; i++) {
-        core_buf_free(&s->clients[i].reliable);
-        core_buf_free(&s->clients[i].held);
+        sim_client_more *m = s->clients[i].more;
+        if (m) {
+            core_buf_free(&m->reliable);
+            core_buf_free(&m->held);
+            free(m->pending);
+            free(m->inv);
+            free(m);
+        }
         free(s->clients[i].known_id);
-        free(s->clients[i].pending);
-        free(s->clients[i].inv);
     }
     free(s->clients);
     free(s->free_clients);
@@ -370,9 +376,12 @@ void sim_shard_step(sim_shard *s, uint32_t tick)
      * position before and asks again once a second. */
     if (s->n_clients) {
         sim_aoi_mark_changes(s);
-        for (uint32_t ci = 0; ci < s->n_clients_used; ci++)
+        for (uint32_t ci = 0; ci < s->n_clients_used; ci++) {
             if (s->clients[ci].session_id && !s->clients[ci].detached)
                 sim_aoi_client(s, ci);
+            if (s->clients[ci].more)
+                sim_client_rest(s, &s->clients[ci]);
+        }
         sim_aoi_publish(s);
     }
     core_counter_add(s->m_states_sent, s->stats.states_sent - sent0);

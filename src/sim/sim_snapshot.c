@@ -37,7 +37,8 @@
 
 void sim_ent_write(core_buf *b, const sim_shard *s, uint32_t e)
 {
-    size_t nl = strnlen(s->name[e], PROTO_NAME_MAX);
+    char name[PROTO_NAME_MAX + 1];
+    size_t nl = sim_name_get(s, e, name);
     core_buf_u32(b, s->id[e]);
     core_buf_u8(b, s->kind[e]);
     core_buf_f32(b, s->x[e]);
@@ -47,7 +48,7 @@ void sim_ent_write(core_buf *b, const sim_shard *s, uint32_t e)
     core_buf_f32(b, s->speed[e]);
     core_buf_u32(b, s->wander_tick[e]);
     core_buf_u8(b, (uint8_t)nl);
-    core_buf_append(b, s->name[e], nl);
+    core_buf_append(b, name, nl);
 }
 
 int sim_ent_read(core_rd *r, sim_ent_rec *out)
@@ -245,6 +246,13 @@ void sim_snapshot_maybe(sim_shard *s, uint32_t cell, uint64_t hash)
 
 void sim_ent_overwrite(sim_shard *s, uint32_t slot, const sim_ent_rec *e)
 {
+    /* An item keeps its label (it was never logged); one that was not an
+     * item gets the descriptor every new slot had. Logged items have no
+     * name. */
+    if (e->kind != PROTO_KIND_ITEM)
+        sim_name_set(s, slot, e->name, strnlen(e->name, PROTO_NAME_MAX));
+    else if (s->kind[slot] != PROTO_KIND_ITEM)
+        sim_label_item(s, slot, (sim_item){.qty = 1, .kind = 1});
     s->kind[slot] = e->kind;
     s->x[slot] = e->x;
     s->y[slot] = e->y;
@@ -252,7 +260,6 @@ void sim_ent_overwrite(sim_shard *s, uint32_t slot, const sim_ent_rec *e)
     s->dir_y[slot] = e->dir_y;
     s->speed[slot] = e->speed;
     s->wander_tick[slot] = e->wander_tick;
-    memcpy(s->name[slot], e->name, sizeof s->name[slot]);
     spatial_grid_move(s->aoi_grid, slot, e->x, e->y);
 }
 

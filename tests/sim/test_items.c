@@ -401,6 +401,40 @@ static void test_chat_across_border(void **state)
     w_close(&w);
 }
 
+/* The chat bucket keeps its state while it refills and is as good as new
+ * once full (the client's on-demand record is freed and made again). */
+static void test_chat_bucket_refills(void **state)
+{
+    (void)state;
+    world w;
+    w_open(&w, 1);
+    h_sess *a = h_join(&w.h, "kim", 100.0f, 300.0f);
+    h_sess *b = h_join(&w.h, "lou", 160.0f, 300.0f);
+    assert_true(w_until(&w, joined, b, 100));
+    seen *sa = seen_of(&w, a);
+    int hz = (int)w.h.cfg.tick_hz;
+    for (int i = 0; i < 7; i++) /* burst of 5, then refused */
+        send_chat(&w, b, "one");
+    w_steps(&w, 2);
+    assert_int_equal(sa->n_chats, 5);
+    assert_int_equal(b->last_error, PROTO_ERR_CHAT_RATE_LIMITED);
+    b->last_error = 0;
+    w_steps(&w, 2 * hz); /* two lines' worth (one a second) */
+    for (int i = 0; i < 3; i++)
+        send_chat(&w, b, "two");
+    w_steps(&w, 2);
+    assert_int_equal(sa->n_chats, 5 + 2);
+    assert_int_equal(b->last_error, PROTO_ERR_CHAT_RATE_LIMITED);
+    b->last_error = 0;
+    w_steps(&w, 6 * hz); /* full again */
+    for (int i = 0; i < 5; i++)
+        send_chat(&w, b, "three");
+    w_steps(&w, 2);
+    assert_int_equal(sa->n_chats, 5 + 2 + 5);
+    assert_int_equal(b->last_error, 0);
+    w_close(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -410,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_failed_commit_changes_nothing),
         cmocka_unit_test(test_pickup_across_border),
         cmocka_unit_test(test_chat_radius_order),
+        cmocka_unit_test(test_chat_bucket_refills),
         cmocka_unit_test(test_chat_across_border),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

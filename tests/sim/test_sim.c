@@ -624,6 +624,99 @@ static void test_idle_states(void **state)
     h_free(&h);
 }
 
+/* Names of every length reach the watchers intact: short ones live in the
+ * slot's label, longer ones beside it (by entity id), through slot
+ * re-sorts (every 7 ticks here), a handoff with its ghosts both ways, and
+ * the reuse of a released long name by the next one. */
+static void test_names_every_length(void **state)
+{
+    (void)state;
+    static const char *const names[] = {"abc", "fifteen-chars-x", "sixteen-chars-xy",
+                                        "a-name-of-24-characters-"};
+    harness h;
+    h_init(&h, 2, 0, 1);
+    h_start(&h);
+    /* border at x = 512: the walkers start west of it and walk east */
+    h_sess *watch_w = h_join(&h, "watch-west", 470.0f, 300.0f);
+    h_sess *watch_e = h_join(&h, "watch-east", 560.0f, 300.0f);
+    h_sess *walkers[4];
+    for (int i = 0; i < 4; i++)
+        walkers[i] = h_join(&h, names[i], 490.0f, 290.0f + 6.0f * (float)i);
+    for (int t = 0; t < 50; t++) {
+        for (int i = 0; i < 4; i++)
+            h_input(&h, walkers[i], 1.0f, 0.0f);
+        assert_int_equal(h_step(&h), 0);
+        for (int i = 0; i < 4; i++) {
+            h_sess *ws[2] = {watch_w, watch_e};
+            for (int k = 0; k < 2; k++) {
+                int v = proto_view_find(&ws[k]->view, walkers[i]->entity_id);
+                if (v >= 0)
+                    assert_string_equal(ws[k]->view.slots[v].name, names[i]);
+            }
+        }
+    }
+    assert_int_equal(walkers[3]->route, 1);
+    /* the long names go, new long names take their places */
+    h_leave(&h, walkers[2]);
+    h_leave(&h, walkers[3]);
+    assert_int_equal(h_step(&h), 0);
+    h_sess *late = h_join(&h, "late-comer-with-long-name", 565.0f, 305.0f);
+    h_sess *late2 = h_join(&h, "another-long-name-here", 566.0f, 295.0f);
+    for (int t = 0; t < 10; t++)
+        assert_int_equal(h_step(&h), 0);
+    int v = proto_view_find(&watch_e->view, late->entity_id);
+    assert_true(v >= 0);
+    assert_string_equal(watch_e->view.slots[v].name, "late-comer-with-long-name");
+    v = proto_view_find(&watch_e->view, late2->entity_id);
+    assert_true(v >= 0);
+    assert_string_equal(watch_e->view.slots[v].name, "another-long-name-here");
+    h_free(&h);
+}
+
+/* Sends the input with gateway sequence gseq (and client seq = gseq). */
+static void input_gseq(harness *h, h_sess *s, uint32_t gseq)
+{
+    core_buf b;
+    core_buf_init(&b);
+    size_t at;
+    proto_bus_inputs_begin(&b, &at);
+    proto_bus_input in = {s->session_id, s->entity_id, gseq, {gseq, 1.0f, 0.0f}};
+    proto_bus_inputs_add(&b, at, &in);
+    bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
+    core_buf_free(&b);
+}
+
+/* Inputs that arrive out of order wait for the missing one; a gap that
+ * stays open is skipped after SIM_GAP_TICKS; then in order again. */
+static void test_inputs_out_of_order(void **state)
+{
+    (void)state;
+    harness h;
+    h_init(&h, 1, 0, 1);
+    h_start(&h);
+    h_sess *p = h_join(&h, "pat", 300.0f, 300.0f);
+    assert_int_equal(h_step(&h), 0);
+    input_gseq(&h, p, 3);
+    input_gseq(&h, p, 2);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 0); /* 1 is missing */
+    input_gseq(&h, p, 1);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 3);
+    input_gseq(&h, p, 5); /* 4 never comes */
+    for (int t = 0; t < 30 && p->view.ack_seq != 5; t++)
+        assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 5);
+    input_gseq(&h, p, 6);
+    assert_int_equal(h_step(&h), 0);
+    assert_int_equal(p->view.ack_seq, 6);
+    sim_stats st;
+    sim_shard_stats(h.shards[0], &st);
+    assert_int_equal(st.inputs_applied, 5);
+    assert_int_equal(st.inputs_skipped, 1);
+    h_free(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -634,6 +727,8 @@ int main(void)
         cmocka_unit_test(test_aoi_budget),
         cmocka_unit_test(test_aoi_crowd),
         cmocka_unit_test(test_handoff),
+        cmocka_unit_test(test_names_every_length),
+        cmocka_unit_test(test_inputs_out_of_order),
         cmocka_unit_test(test_idle_states),
         cmocka_unit_test(test_quiet_areas_match_full_aoi),
     };
