@@ -203,6 +203,14 @@ static void bodies_reserve(sim_shard *s, uint32_t n)
     s->body_slot = grow_array(s->body_slot, cap, sizeof *s->body_slot);
 }
 
+/* Body k is the entity in slot i. */
+static inline void body_put(sim_shard *s, uint32_t k, uint32_t i)
+{
+    s->body_x[k] = s->x[i];
+    s->body_y[k] = s->y[i];
+    s->body_slot[k] = i | ((s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0);
+}
+
 /* After every slot was counted: bucket offsets, then the bodies in place. */
 static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
 {
@@ -228,23 +236,22 @@ static void broad_finish(sim_shard *s, const broad *b, uint32_t n)
         lanes4 l = lanes_load(s, i);
         uint32_t bucket[4];
         int m = lanes_buckets(&l, b, bucket);
+        if (m == 15) { /* four bodies (nearly always): no loop over the mask */
+            body_put(s, --start[bucket[0]], i);
+            body_put(s, --start[bucket[1]], i + 1);
+            body_put(s, --start[bucket[2]], i + 2);
+            body_put(s, --start[bucket[3]], i + 3);
+            continue;
+        }
         for (; m; m &= m - 1) {
-            uint32_t t = (uint32_t)__builtin_ctz((unsigned)m), k = --start[bucket[t]];
-            s->body_x[k] = s->x[i + t];
-            s->body_y[k] = s->y[i + t];
-            s->body_slot[k] = (i + t) | ((s->flags[i + t] & SIM_F_GHOST) ? BODY_GHOST : 0);
+            uint32_t t = (uint32_t)__builtin_ctz((unsigned)m);
+            body_put(s, --start[bucket[t]], i + t);
         }
     }
 #endif
-    for (; i < s->n_used; i++) {
-        if (!is_body(s, i))
-            continue;
-        uint32_t k = --start[bucket_of(b, s->x[i], s->y[i])];
-        uint32_t ghost = (s->flags[i] & SIM_F_GHOST) ? BODY_GHOST : 0;
-        s->body_x[k] = s->x[i];
-        s->body_y[k] = s->y[i];
-        s->body_slot[k] = i | ghost;
-    }
+    for (; i < s->n_used; i++)
+        if (is_body(s, i))
+            body_put(s, --start[bucket_of(b, s->x[i], s->y[i])], i);
 }
 
 /* Bit t set when body lo + t (t < BODY_PROBE, lo + t < hi) lies within
@@ -630,7 +637,16 @@ static uint32_t integrate_count(sim_shard *s, const broad *b)
             }
         }
         uint32_t bucket[4];
-        for (int m = lanes_buckets(&l, b, bucket); m; m &= m - 1) {
+        int m = lanes_buckets(&l, b, bucket);
+        if (m == 15) { /* four bodies (nearly always): no loop over the mask */
+            count[bucket[0]]++;
+            count[bucket[1]]++;
+            count[bucket[2]]++;
+            count[bucket[3]]++;
+            n_bodies += 4;
+            continue;
+        }
+        for (; m; m &= m - 1) {
             count[bucket[__builtin_ctz((unsigned)m)]]++;
             n_bodies++;
         }
