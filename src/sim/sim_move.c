@@ -17,7 +17,7 @@
 #include "sim_int.h"
 
 #define COL_NEIGH_MAX 64 /* neighbours examined per entity per tick */
-#define COL_REACH 1.01f  /* candidate margin over the contact distance (collide_one) */
+#define COL_REACH 1.01f  /* candidate margin over the contact distance (collide_block) */
 
 /* New heading every 1-4 s, a quarter of the time standing still, drawn
  * from a hash of (world seed, entity id, tick) so no RNG state is needed
@@ -350,9 +350,9 @@ static inline void collide_push(const sim_shard *s, uint32_t k, uint32_t j, floa
 }
 
 /* The Jacobi step: every displacement is computed from the positions
- * after integration, which collide_one reads from the bodies, never from
- * the slots; so the slot can take its new position at once (each owned
- * body is displaced at most once). */
+ * after integration, which collide_find and collide_resolve read from the
+ * bodies, never from the slots; so the slot can take its new position at
+ * once (each owned body is displaced at most once). */
 static inline void collide_apply(sim_shard *s, uint32_t i, float mx, float my, float sx, float sy)
 {
     if (sx == 0.0f && sy == 0.0f)
