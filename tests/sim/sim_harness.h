@@ -132,17 +132,26 @@ static inline void h_leave(harness *h, h_sess *s)
     s->is_gone = true;
 }
 
-/* Sends one input as the gateway would, to shard `to` (use s->route). */
-static inline void h_input_to(harness *h, h_sess *s, int to, float dx, float dy)
+/* Sends one input as the gateway would, to shard `to`, with the given
+ * gateway and client sequence numbers (tests of ordering choose them). */
+static inline void h_input_seq(harness *h, h_sess *s, int to, uint32_t gseq, uint32_t seq, float dx,
+                               float dy)
 {
     core_buf b;
     core_buf_init(&b);
     size_t at;
     proto_bus_inputs_begin(&b, &at);
-    proto_bus_input in = {s->session_id, s->entity_id, ++s->gseq, {++s->seq, dx, dy}};
+    proto_bus_input in = {s->session_id, s->entity_id, gseq, {seq, dx, dy}};
     proto_bus_inputs_add(&b, at, &in);
     bus_send(h->b, BUS_EP_SHARD(to), b.data, b.len);
     core_buf_free(&b);
+}
+
+/* Sends the session's next input to shard `to` (use s->route). */
+static inline void h_input_to(harness *h, h_sess *s, int to, float dx, float dy)
+{
+    uint32_t gseq = ++s->gseq, seq = ++s->seq;
+    h_input_seq(h, s, to, gseq, seq, dx, dy);
 }
 
 static inline void h_input(harness *h, h_sess *s, float dx, float dy)

@@ -673,17 +673,10 @@ static void test_names_every_length(void **state)
     h_free(&h);
 }
 
-/* Sends the input with gateway sequence gseq (and client seq = gseq). */
+/* Sends "move right" with gateway sequence gseq (and client seq = gseq). */
 static void input_gseq(harness *h, h_sess *s, uint32_t gseq)
 {
-    core_buf b;
-    core_buf_init(&b);
-    size_t at;
-    proto_bus_inputs_begin(&b, &at);
-    proto_bus_input in = {s->session_id, s->entity_id, gseq, {gseq, 1.0f, 0.0f}};
-    proto_bus_inputs_add(&b, at, &in);
-    bus_send(h->b, BUS_EP_SHARD(s->route), b.data, b.len);
-    core_buf_free(&b);
+    h_input_seq(h, s, s->route, gseq, gseq, 1.0f, 0.0f);
 }
 
 /* Inputs that arrive out of order wait for the missing one; a gap that
