@@ -496,7 +496,7 @@ async function itemsAndChat(page, w, username) {
   // has a few hundred), then steer to it.
   let item = await nearestItemInView(page);
   let lastDir = null;
-  const searchUntil = Date.now() + 15000;
+  const searchUntil = Date.now() + 30000; // generous: a loaded machine slows the browser
   while (!item && Date.now() < searchUntil) {
     const me = await page.evaluate(() => window.tessera.lastState.self);
     const d = clearDirection(w, me.x, me.y, w.playerSpeed * 1.5, lastDir);
