@@ -307,10 +307,10 @@ static void quiet_client(sim_shard *s, uint32_t ci)
 static size_t aoi_collect(sim_shard *s, uint32_t self, float px, float py, float reach2)
 {
     float r = sqrtf(reach2);
-    size_t n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+    size_t n = sim_index_collect(s, px, py, r, s->cand, s->cand_cap);
     if (n > s->cand_cap) {
         sim_cand_reserve(s, n);
-        n = spatial_grid_collect(s->aoi_grid, px, py, r, s->cand, s->cand_cap);
+        n = sim_index_collect(s, px, py, r, s->cand, s->cand_cap);
     }
     /* Without a branch on "within reach": in a crowd about half of what
      * the buckets hold is, at random (a mispredicted branch per candidate

@@ -403,6 +403,6 @@ void sim_ghosts_recv(sim_shard *s, core_rd *r)
         s->ghost_src[slot] = (uint8_t)src;
         if ((int32_t)(tick - s->ghost_stamp[slot]) > 0)
             s->ghost_stamp[slot] = tick;
-        spatial_grid_move(s->aoi_grid, slot, x, y);
+        sim_entity_moved(s, slot);
     }
 }

@@ -26,10 +26,10 @@
 static void deliver(sim_shard *s, float x, float y, const proto_chat *line)
 {
     float r = (float)s->cfg->aoi_radius;
-    size_t n = spatial_grid_collect(s->aoi_grid, x, y, r, s->cand, s->cand_cap);
+    size_t n = sim_index_collect(s, x, y, r, s->cand, s->cand_cap);
     if (n > s->cand_cap) {
         sim_cand_reserve(s, n);
-        n = spatial_grid_collect(s->aoi_grid, x, y, r, s->cand, s->cand_cap);
+        n = sim_index_collect(s, x, y, r, s->cand, s->cand_cap);
     }
     for (size_t i = 0; i < n; i++) {
         uint32_t e = s->cand[i];

@@ -232,6 +232,21 @@ void sim_slots_renumber(sim_shard *s, const uint32_t *order, uint32_t n)
         newof[order[k]] = k;
     /* maps and lists first, while the arrays still have the old numbering */
     core_idmap_remap(&s->ids, newof, old_used);
+    /* the bodies stay the index: their slots renumbered (a dropped slot
+     * becomes one past the end, which sim_index_collect skips) */
+    for (uint32_t k = 0; k < s->n_bodies; k++) {
+        uint32_t b = s->body_slot[k], i = b & ~BODY_GHOST;
+        uint32_t to = i < old_used ? newof[i] : SIM_NONE;
+        s->body_slot[k] = (to == SIM_NONE ? n : to) | (b & BODY_GHOST);
+    }
+    uint32_t nr = 0;
+    for (uint32_t q = 0; q < s->n_recent; q++) {
+        uint32_t i = s->recent[q];
+        if (i < old_used && newof[i] != SIM_NONE)
+            s->recent[nr++] = newof[i];
+    }
+    s->n_recent = nr;
+    s->is_index_exact = false; /* dropped slots among the bodies */
     spatial_grid_renumber(s->aoi_grid, order, n);
     sim_items_renumber(s, newof, old_used);
     if (s->log)
@@ -260,13 +275,33 @@ uint32_t sim_entity_new_id(sim_shard *s)
     return (c << 6) | s->index;
 }
 
+static void recent_add(sim_shard *s, uint32_t slot)
+{
+    if (s->n_recent == s->recent_cap) {
+        s->recent_cap = s->recent_cap ? s->recent_cap * 2 : 64;
+        s->recent = realloc(s->recent, s->recent_cap * sizeof *s->recent);
+        if (!s->recent)
+            core_die("out of memory");
+    }
+    s->recent[s->n_recent++] = slot;
+    s->is_index_exact = false;
+}
+
 void sim_entity_place(sim_shard *s, uint32_t slot)
 {
     spatial_grid_insert(s->aoi_grid, slot, s->x[slot], s->y[slot]);
+    recent_add(s, slot);
+}
+
+void sim_entity_moved(sim_shard *s, uint32_t slot)
+{
+    recent_add(s, slot); /* (again: an item may have become a body) */
+    spatial_grid_move(s->aoi_grid, slot, s->x[slot], s->y[slot]);
 }
 
 void sim_entity_unplace(sim_shard *s, uint32_t slot)
 {
+    s->is_index_exact = false;
     spatial_grid_remove(s->aoi_grid, slot);
 }
 

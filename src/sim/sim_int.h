@@ -202,7 +202,9 @@ struct sim_shard {
     uint32_t next_counter; /* entity ids: counter << 6 | shard index */
     uint32_t n_owned, n_ghosts;
 
-    spatial_grid *aoi_grid; /* bucket aoi_radius / 2 */
+    /* bucket aoi_radius / 2: items, and what was placed or moved since the
+     * last movement step (the rest is found in the bodies: sim_index_collect) */
+    spatial_grid *aoi_grid;
     /* Where the world changed: per square of side aoi_radius, the last
      * tick something in it appeared, vanished or moved (sim_aoi.c). A
      * client whose area saw no change since its last AOI pass is skipped. */
@@ -244,14 +246,22 @@ struct sim_shard {
     /* every body, sorted by bucket (rebuilt each tick); bodies_cap entries
      * plus padding for the collision probe */
     float *body_x, *body_y;
-    uint32_t *body_slot; /* | BODY_GHOST (sim_move.c) */
+    uint32_t *body_slot; /* | BODY_GHOST */
     uint32_t n_bodies, bodies_cap;
     uint32_t sort_min, sort_every;     /* sim_slots_sort: slots needed, period in ticks */
     uint32_t crowd_every;              /* ticks between choices of a crowded view */
     uint32_t sorted_tick, sorted_used; /* tick and n_used of the last sort */
     uint32_t *bucket_start; /* n_buckets + 1: bodies of bucket b are [start[b], start[b+1]) */
     size_t buckets_cap;
-    uint64_t *col_near; /* in-range neighbours of one entity: id << 32 | body index */
+    uint32_t col_nx, col_ny; /* the buckets of the last movement step (sim_index_collect) */
+    float col_inv;           /* 1 / their side */
+    float col_slack; /* the farthest a body got from its copy (collision pushes), per axis */
+    /* slots placed or moved into aoi_grid since the last movement step
+     * (sim_move takes the bodies among them out again) */
+    uint32_t *recent;
+    uint32_t n_recent, recent_cap;
+    bool is_index_exact; /* nothing placed, moved or removed since the last movement step */
+    uint64_t *col_near;  /* in-range neighbours of one entity: id << 32 | body index */
     size_t col_near_cap;
     /* ghosting: per region cell, 1 when it and its 8 neighbours are ours
      * (nothing in it is within the AOI radius of another shard's cell) */
@@ -326,12 +336,24 @@ void sim_client_release(sim_shard *s, uint32_t ci);
 /* Queues an ERROR record for a client (rate-limited) and counts it. */
 void sim_client_reject(sim_shard *s, uint32_t ci, proto_err code, const char *reason);
 void sim_count_reject(sim_shard *s, proto_err code);
-void sim_entity_place(sim_shard *s, uint32_t slot);   /* insert into grids */
-void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from grids */
+void sim_entity_place(sim_shard *s, uint32_t slot);   /* insert into the index */
+void sim_entity_unplace(sim_shard *s, uint32_t slot); /* remove from the index */
+/* Re-indexes slot at its position, which was set outside the movement
+ * step (a ghost's update, a snapshot). */
+void sim_entity_moved(sim_shard *s, uint32_t slot);
 
 /* sim_move.c */
+#define BODY_GHOST 0x80000000u /* body_slot: a ghost (collides, never moved) */
 /* NPC wandering, integration, collision, re-index: the tick's movement */
 void sim_move(sim_shard *s);
+/* The spatial index of a shard's entities, for the area-of-interest and
+ * chat queries: the collision step's bodies (sorted by bucket every tick
+ * anyway) plus aoi_grid, which holds items and whatever was placed or
+ * moved since that step. Writes to out (up to cap) every entity that may
+ * lie within r of (x, y) (a superset: callers test the distance and
+ * SIM_F_ALIVE); returns how many there are (more than cap: call again
+ * with room). */
+size_t sim_index_collect(const sim_shard *s, float x, float y, float r, uint32_t *out, size_t cap);
 void sim_push_out_of_obstacles(sim_shard *s, float *x, float *y);
 /* Clamps a position from outside the shard into the world (NaN -> 0). */
 void sim_clamp_world(const sim_shard *s, float *x, float *y);

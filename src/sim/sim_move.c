@@ -103,8 +103,7 @@ static void *grow_array(void *p, size_t n, size_t size)
  * distance, so a query touches at most 2 x 2 of them; they grow with the
  * world so that there is about one bucket per body (the bucket array is
  * cleared every tick). */
-#define BODY_GHOST 0x80000000u /* body_slot: a ghost (collides, never moved) */
-#define BODY_PROBE 8           /* bodies tested at once (collide_probe); arrays padded by this */
+#define BODY_PROBE 8 /* bodies tested at once (collide_probe); arrays padded by this */
 
 typedef struct broad {
     uint32_t nx, ny;
@@ -365,6 +364,10 @@ static inline void collide_apply(sim_shard *s, uint32_t i, float mx, float my, f
         sim_push_out_of_obstacles(s, &x, &y);
     s->x[i] = x;
     s->y[i] = y;
+    /* how far from its copy, for sim_index_collect */
+    float dx = fabsf(x - mx), dy = fabsf(y - my), d = dx > dy ? dx : dy;
+    if (d > s->col_slack)
+        s->col_slack = d;
 }
 
 /* A body found in contact by collide_find, for collide_resolve. */
@@ -548,7 +551,8 @@ static void collide_all(sim_shard *s, const broad *b, uint32_t n_bodies, float m
 
 void sim_slots_sort(sim_shard *s)
 {
-    if (s->n_bodies == 0) { /* no movement step since the last renumbering (a new world) */
+    bool is_fresh = s->n_bodies == 0;
+    if (is_fresh) { /* no movement step since the last renumbering (a new world) */
         broad b = broad_prepare(s, 2.0f * (float)s->cfg->entity_radius);
         uint32_t n = 0;
         for (uint32_t i = 0; i < s->n_used; i++)
@@ -575,8 +579,9 @@ void sim_slots_sort(sim_shard *s)
     for (uint32_t i = 0; i < s->n_used; i++)
         if ((s->flags[i] & SIM_F_ALIVE) && !taken[i])
             order[n++] = i;
-    s->n_bodies = 0; /* the array's slots are the old numbering */
-    sim_slots_renumber(s, order, n);
+    if (is_fresh)
+        s->n_bodies = 0;             /* not the index: everything is in aoi_grid */
+    sim_slots_renumber(s, order, n); /* renumbers the bodies' slots */
     free(order);
     free(taken);
 }
@@ -681,9 +686,58 @@ void sim_move(sim_shard *s)
     broad b = broad_prepare(s, min);
     uint32_t n_bodies = integrate_count(s, &b);
     broad_finish(s, &b, n_bodies);
+    s->col_nx = b.nx;
+    s->col_ny = b.ny;
+    s->col_inv = b.inv;
+    s->col_slack = 0.0f;
     collide_all(s, &b, n_bodies, min);
-    /* re-index for the area of interest: one sequential pass over the
-     * slots instead of a call per move (M1: 750,000 a tick); ghosts and
-     * items are where the grid has them already */
-    spatial_grid_sync(s->aoi_grid, s->n_used, s->x, s->y);
+    /* the bodies are the index now (sim_index_collect): those placed or
+     * moved since the last step leave aoi_grid, which keeps the items */
+    for (uint32_t q = 0; q < s->n_recent; q++) {
+        uint32_t i = s->recent[q];
+        if (i < s->n_used && is_body(s, i))
+            spatial_grid_remove(s->aoi_grid, i);
+    }
+    s->n_recent = 0;
+    s->is_index_exact = true;
+    if (s->recent_cap > 4096) { /* a world's first step: everything was recent */
+        free(s->recent);
+        s->recent = NULL;
+        s->recent_cap = 0;
+    }
+}
+
+size_t sim_index_collect(const sim_shard *s, float x, float y, float r, uint32_t *out, size_t cap)
+{
+    size_t n = spatial_grid_collect(s->aoi_grid, x, y, r, out, cap);
+    if (s->n_bodies == 0)
+        return n;
+    /* The bodies' buckets are those of their copies, which collision may
+     * have pushed up to col_slack from where they are; the unit more
+     * covers the rounding of the bounds. A body counts unless it died
+     * (its slot reused or not) or moved since (then it is in aoi_grid). */
+    float rr = r + s->col_slack + 1.0f;
+    uint32_t x0 = bcoord(x - rr, s->col_inv, s->col_nx), x1 = bcoord(x + rr, s->col_inv, s->col_nx);
+    uint32_t y0 = bcoord(y - rr, s->col_inv, s->col_ny), y1 = bcoord(y + rr, s->col_inv, s->col_ny);
+    for (uint32_t by = y0; by <= y1; by++) {
+        /* a row's buckets x0 .. x1 are one run of bodies */
+        uint32_t lo = s->bucket_start[by * s->col_nx + x0];
+        uint32_t hi = s->bucket_start[by * s->col_nx + x1 + 1];
+        if (s->is_index_exact) { /* every body is alive and where its copy says */
+            for (uint32_t k = lo; k < hi; k++, n++)
+                if (n < cap)
+                    out[n] = s->body_slot[k] & ~BODY_GHOST;
+            continue;
+        }
+        for (uint32_t k = lo; k < hi; k++) {
+            uint32_t i = s->body_slot[k] & ~BODY_GHOST;
+            if (i < s->n_used && (s->flags[i] & SIM_F_ALIVE) &&
+                !spatial_grid_contains(s->aoi_grid, i)) {
+                if (n < cap)
+                    out[n] = i;
+                n++;
+            }
+        }
+    }
+    return n;
 }

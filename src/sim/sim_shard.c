@@ -143,6 +143,7 @@ void sim_shard_destroy(sim_shard *s)
     free(s->body_y);
     free(s->body_slot);
     free(s->bucket_start);
+    free(s->recent);
     free(s->cell_inner);
     free(s->col_near);
     sim_log_destroy(s);

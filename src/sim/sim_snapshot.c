@@ -260,7 +260,7 @@ void sim_ent_overwrite(sim_shard *s, uint32_t slot, const sim_ent_rec *e)
     s->dir_y[slot] = e->dir_y;
     s->speed[slot] = e->speed;
     s->wander_tick[slot] = e->wander_tick;
-    spatial_grid_move(s->aoi_grid, slot, e->x, e->y);
+    sim_entity_moved(s, slot);
 }
 
 uint32_t sim_ent_restore(sim_shard *s, const sim_ent_rec *e)

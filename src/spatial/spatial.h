@@ -7,6 +7,7 @@
  * bumps epoch. The grid belongs to one shard thread. */
 #ifndef SPATIAL_H
 #define SPATIAL_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,10 +61,8 @@ void spatial_grid_remove(spatial_grid *g, uint32_t item);
 /* Moves item to (x, y); cheap when it stays in its bucket. */
 void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y);
 
-/* Moves every item i < n that is in the grid to (x[i], y[i]): what a
- * spatial_grid_move of each would do, in one sequential pass (cheaper
- * when most items moved). */
-void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y);
+/* Whether item is in the grid. */
+bool spatial_grid_contains(const spatial_grid *g, uint32_t item);
 
 /* Renumbers the items: item order[k] becomes item k for k < n; items not
  * in order are dropped. Cheaper than removing and inserting all. */

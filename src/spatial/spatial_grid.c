@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "core_log.h"
-#include "core_simd.h"
 #include "spatial.h"
 
 #define NONE UINT32_MAX
@@ -130,52 +129,17 @@ void spatial_grid_remove(spatial_grid *g, uint32_t item)
         unlink_item(g, item);
 }
 
+bool spatial_grid_contains(const spatial_grid *g, uint32_t item)
+{
+    return item < g->cap && g->where[item] != NONE;
+}
+
 void spatial_grid_move(spatial_grid *g, uint32_t item, float x, float y)
 {
     uint32_t b = bucket_of(g, x, y);
     if (item < g->cap && g->where[item] == b)
         return;
     spatial_grid_insert(g, item, x, y);
-}
-
-void spatial_grid_sync(spatial_grid *g, uint32_t n, const float *x, const float *y)
-{
-    if (n > g->cap)
-        n = g->cap;
-    uint32_t i = 0;
-#if defined(__SSE2__)
-    /* four items at a time: the buckets as coord() computes them, and only
-     * the items whose bucket changed (M1: a few per cent) are relinked */
-    const __m128 inv = _mm_set1_ps(g->inv_bucket);
-    const __m128 lastx = _mm_set1_ps((float)(g->nx - 1)), lasty = _mm_set1_ps((float)(g->ny - 1));
-    const __m128i none = _mm_set1_epi32(-1);
-    for (; i + 4 <= n; i += 4) {
-        __m128i bx = core_cell4(_mm_loadu_ps(x + i), inv, lastx);
-        __m128i b = core_muladd4(core_cell4(_mm_loadu_ps(y + i), inv, lasty), g->nx, bx);
-        __m128i w = _mm_loadu_si128((const __m128i *)(g->where + i));
-        __m128i same = _mm_or_si128(_mm_cmpeq_epi32(b, w), _mm_cmpeq_epi32(w, none));
-        int m = ~_mm_movemask_ps(_mm_castsi128_ps(same)) & 15;
-        if (!m)
-            continue;
-        uint32_t nb[4];
-        _mm_storeu_si128((__m128i *)nb, b);
-        for (; m; m &= m - 1) {
-            uint32_t t = (uint32_t)__builtin_ctz((unsigned)m);
-            unlink_item(g, i + t);
-            link(g, i + t, nb[t]);
-        }
-    }
-#endif
-    for (; i < n; i++) {
-        uint32_t w = g->where[i];
-        if (w == NONE)
-            continue;
-        uint32_t b = bucket_of(g, x[i], y[i]);
-        if (b != w) {
-            unlink_item(g, i);
-            link(g, i, b);
-        }
-    }
 }
 
 void spatial_grid_renumber(spatial_grid *g, const uint32_t *order, uint32_t n)
