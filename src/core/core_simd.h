@@ -1,5 +1,5 @@
-/* core_simd.h - the few SSE2 helpers the per-tick passes over a million
- * slots share (sim_move.c, spatial_grid.c). SSE2 is part of every x86-64;
+/* core_simd.h - the few SSE2 helpers of the per-tick passes over a million
+ * slots (sim_move.c). SSE2 is part of every x86-64;
  * elsewhere the callers use their scalar loops, which define the results:
  * every helper here gives the same bits as the scalar code it replaces. */
 #ifndef CORE_SIMD_H
