@@ -693,14 +693,18 @@ void sim_move(sim_shard *s)
     collide_all(s, &b, n_bodies, min);
     /* the bodies are the index now (sim_index_collect): those placed or
      * moved since the last step leave aoi_grid, which keeps the items */
-    for (uint32_t q = 0; q < s->n_recent; q++) {
+    uint32_t n_recent = s->n_recent;
+    for (uint32_t q = 0; q < n_recent; q++) {
         uint32_t i = s->recent[q];
         if (i < s->n_used && is_body(s, i))
             spatial_grid_remove(s->aoi_grid, i);
     }
     s->n_recent = 0;
     s->is_index_exact = true;
-    if (s->recent_cap > 4096) { /* a world's first step: everything was recent */
+    /* a world's first steps (everything was recent): the list goes once it
+     * is far larger than a step needs, not every step a shard with many
+     * ghost updates fills it */
+    if (s->recent_cap > 4096 && n_recent < s->recent_cap / 8) {
         free(s->recent);
         s->recent = NULL;
         s->recent_cap = 0;
